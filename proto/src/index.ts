@@ -1,6 +1,10 @@
 // Service definitions live in one namespace per proto package: the driver packages reuse rpc
 // names such as Info and Reset, so their request/response types would collide if flattened.
+
+export * as admin from "./gen/margo/admin/v1/wfm_admin.js";
 export * as api from "./gen/margo/api/v1/workload_management.js";
+export * as deviceDriver from "./gen/margo/driver/device/v1/device_driver.js";
+export * as wfmDriver from "./gen/margo/driver/wfm/v1/wfm_driver.js";
 
 // The Margo rc.3 model generated from proto/margo/model/v1 (regenerate with
 // `npm run generate`). Model types are flat because every wire codec, validator and service uses
