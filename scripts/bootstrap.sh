@@ -113,7 +113,7 @@ status_line() {
   else
     owner="-"
   fi
-  printf '%-9s %-4s %-28s %s\n' "$name" "$up" "$owner" "$detail"
+  printf '%-9s %-4s %-34s %s\n' "$name" "$up" "$owner" "$detail"
 }
 
 cmd_status() {

@@ -2,7 +2,13 @@
 # otherwise starts Debian's docker-registry (distribution 2.8) with filesystem storage under
 # .margo/registry/data and deletes enabled. Sourced by scripts/bootstrap.sh.
 
-MARGO_REGISTRY_ADDR=127.0.0.1:5000
+# Overridable only so scripts/test/bootstrap.test.ts can exercise a private copy side by side
+# with the shared registry; it must stay on loopback (nothing here may listen elsewhere).
+MARGO_REGISTRY_ADDR=${MARGO_BOOTSTRAP_REGISTRY_ADDR:-127.0.0.1:5000}
+case $MARGO_REGISTRY_ADDR in
+  127.*:[0-9]*) ;;
+  *) die "MARGO_BOOTSTRAP_REGISTRY_ADDR must be a 127.0.0.0/8 address with a port, got $MARGO_REGISTRY_ADDR" ;;
+esac
 
 # Prints "registry" when the address speaks the distribution API (200 or 401 on /v2/ with the
 # API-version header), "other" when something else holds the port, "none" when it is free.
