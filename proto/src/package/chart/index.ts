@@ -1,0 +1,6 @@
+export { CHART_RULES, type ChartRule } from "./rules.js";
+export {
+  type HelmChartOptions,
+  type HelmChartResult,
+  validateHelmChart,
+} from "./validate-chart.js";
