@@ -11,6 +11,7 @@
 # Everything it reuses is left alone; everything it starts is recorded with its pid so `down`
 # can never stop a daemon somebody else owns. Runs as root, never reads stdin, sends traffic only
 # to loopback and to the Debian archive (when something must be installed).
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 MARGO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,7 +67,13 @@ write_env_file() {
       *:/usr/local/bin:*) ;;
       *) echo "export PATH=\"/usr/local/bin:\$PATH\"" ;;
     esac
-  } | write_if_changed "$f" && say "env: wrote .margo/env" || say "env: .margo/env unchanged"
+  } >"$f.new"
+  if write_if_changed "$f" <"$f.new"; then
+    say "env: wrote .margo/env"
+  else
+    say "env: .margo/env unchanged"
+  fi
+  rm -f "$f.new"
 }
 
 cmd_up() {

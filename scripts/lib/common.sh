@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/bootstrap.sh: progress lines with timings, clear failures, and the
 # record of what the bootstrap itself started (so `down` never stops someone else's daemon).
 # Sourced, not executed; expects MARGO_STATE and MARGO_STARTED to be set by the caller.

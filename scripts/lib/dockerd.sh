@@ -1,7 +1,21 @@
+# shellcheck shell=bash
 # Makes sure a Docker Engine answers: reuses any daemon that already does, otherwise starts the
 # system dockerd in the background and records it. Sourced by scripts/bootstrap.sh.
 
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+# First pid whose command name is dockerd; reads /proc directly because procps (pgrep) is not
+# part of a minimal Debian.
+find_dockerd_pid() {
+  local d
+  for d in /proc/[0-9]*; do
+    if [ "$(cat "$d/comm" 2>/dev/null)" = dockerd ]; then
+      echo "${d#/proc/}"
+      return 0
+    fi
+  done
+  return 0
+}
 
 # How long to wait for a freshly started dockerd (first start creates /var/lib/docker).
 MARGO_DOCKERD_TIMEOUT=${MARGO_DOCKERD_TIMEOUT:-60}
@@ -30,7 +44,7 @@ ensure_dockerd() {
   command -v dockerd >/dev/null 2>&1 || die "dockerd is not installed (package docker.io)"
   # A second dockerd in the main network namespace would fight the first over docker0 and
   # iptables, so a daemon that exists but does not answer yet is waited for, never duplicated.
-  pid=$(pgrep -x dockerd | head -n1 || true)
+  pid=$(find_dockerd_pid)
   if [ -n "$pid" ]; then
     say "docker: dockerd pid $pid exists but does not answer yet; waiting"
   else

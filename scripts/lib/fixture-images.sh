@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Builds the fixture images locally (no registry can be pulled from) and pushes them to the local
 # registry. A build is skipped when the image already carries the hash of its inputs, and a push
 # is skipped when the registry already serves the same manifest. Sourced by scripts/bootstrap.sh.
@@ -12,7 +13,9 @@ MARGO_FIXTURE_RECIPE=1
 static_busybox_path() {
   local p
   p=$(grep -E '/s?bin/busybox$' /var/lib/dpkg/info/busybox-static.list 2>/dev/null | head -n1)
-  [ -n "$p" ] && [ -x "$p" ] || die "busybox-static's /bin/busybox not found"
+  if [ -z "$p" ] || [ ! -x "$p" ]; then
+    die "busybox-static's /bin/busybox not found"
+  fi
   echo "$p"
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Installs the host tools the tests need, and only the ones missing: Debian 12 packages through
 # the system apt, plus Compose v2 and oras taken from Debian 13 through a private apt list so the
 # system's apt configuration is never touched. Sourced by scripts/bootstrap.sh.
@@ -109,10 +110,16 @@ compose_plugin_path() {
 # Runs the plugin binary itself rather than `docker compose version`: same answer (it is a
 # working static binary), but one process start instead of three, which keeps a repeated `up`
 # fast on a loaded machine.
+MARGO_COMPOSE_V2_OK=""
 compose_v2_works() {
   local p
-  p=$(compose_plugin_path) || return 1
-  "$p" version >/dev/null 2>&1
+  if [ -z "$MARGO_COMPOSE_V2_OK" ]; then
+    MARGO_COMPOSE_V2_OK=no
+    if p=$(compose_plugin_path) && "$p" version >/dev/null 2>&1; then
+      MARGO_COMPOSE_V2_OK=yes
+    fi
+  fi
+  [ "$MARGO_COMPOSE_V2_OK" = yes ]
 }
 # Compose v2 and oras from Debian 13 (static Go binaries that need only libc). Failing to get
 # them is not fatal: Compose falls back to v1 and the caller reports which one is in use.
@@ -153,10 +160,12 @@ ensure_trixie_tools() {
     printf '%s\tdebian13\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(basename "$deb")" >>"$MARGO_STATE/installed"
   done
   rm -rf "$x"
+  MARGO_COMPOSE_V2_OK="" # probe again: the plugin may just have been installed
   say "debian 13: installed ${got[*]:-nothing} in $(elapsed_since "$t0")"
 }
 
 # The Compose command scripts and tests should use: v2 when the plugin works, else v1.
+# shellcheck disable=SC2034 # both are read by bootstrap.sh when it writes .margo/env
 detect_compose() {
   if compose_v2_works; then
     MARGO_COMPOSE_CMD="docker compose"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Makes sure an OCI registry answers on 127.0.0.1:5000: reuses any registry already there,
 # otherwise starts Debian's docker-registry (distribution 2.8) with filesystem storage under
 # .margo/registry/data and deletes enabled. Sourced by scripts/bootstrap.sh.
