@@ -10,6 +10,7 @@ export * from "./errors.js";
 export * from "./helm-chart.js";
 export * from "./manifest.js";
 export * from "./media-types.js";
+export * from "./publish-package.js";
 export * from "./reference.js";
 export * from "./rules.js";
 export * from "./validate.js";
