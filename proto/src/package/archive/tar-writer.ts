@@ -57,10 +57,15 @@ const TYPE_FLAGS: Record<NonNullable<TarEntrySpec["type"]>, string> = {
 const GZIP_OS_UNKNOWN = 0xff;
 const ZERO_CHUNK = new Uint8Array(1 << 20);
 
+/** Small writes are gathered up to this size: one gzip write per header costs far more. */
+const BATCH_BYTES = 64 * 1024;
+
 /** GzipSink pushes bytes into gzip honouring backpressure and collects the compressed output. */
 class GzipSink {
   private readonly gzip: Gzip;
   private readonly out: Uint8Array[] = [];
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private failure: Error | undefined;
 
   constructor(level: number) {
@@ -71,12 +76,32 @@ class GzipSink {
     });
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
+  private async push(bytes: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;
     if (bytes.length === 0) return;
     if (!this.gzip.write(bytes)) {
       await new Promise<void>((resolve) => this.gzip.once("drain", resolve));
     }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const batch = concatBytes(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.push(batch);
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (bytes.length >= BATCH_BYTES) {
+      await this.flush();
+      await this.push(bytes);
+      return;
+    }
+    // Copy: callers may reuse their buffer (ZERO_CHUNK slices) after we return.
+    this.pending.push(bytes.slice());
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= BATCH_BYTES) await this.flush();
   }
 
   async zeros(count: number): Promise<void> {
@@ -89,9 +114,13 @@ class GzipSink {
   }
 
   async finish(): Promise<Uint8Array> {
+    await this.flush();
+    // Wait for "end" (all compressed output emitted), not the end() callback ("finish"),
+    // which fires before the last chunks have been read.
     await new Promise<void>((resolve, reject) => {
       this.gzip.once("error", reject);
-      this.gzip.end(() => resolve());
+      this.gzip.once("end", resolve);
+      this.gzip.end();
     });
     if (this.failure) throw this.failure;
     const bytes = concatBytes(this.out);
