@@ -249,6 +249,7 @@ export async function validatePackageDir(
   const { value, doc } = described;
   if (!value || !doc) return { descriptionText, problems };
   await checkResources(root, doc, problems);
-  if (await isDir(join(root, "components"))) await checkComponents(root, doc, opts, problems);
+  if (opts.componentArchive || (await isDir(join(root, "components"))))
+    await checkComponents(root, doc, opts, problems);
   return { description: value, doc, descriptionText, problems };
 }
