@@ -16,6 +16,11 @@ import { parseOciRepositoryUri, versionToTag } from "./reference.js";
  * publish.yaml so one valid package can be published in exactly one broken way.
  */
 export interface PublishOverrides {
+  /**
+   * Restricts the component overrides (and dropAnnotations) to this component; without it they
+   * apply to every Compose component and dropAnnotations to the package layers too.
+   */
+  component?: string;
   /** Layer media type of every Compose component. */
   componentMediaType?: string;
   /** artifactType of every Compose component manifest. */
@@ -126,29 +131,32 @@ export async function publishPackageDir(
     const path = parseOciRepositoryUri(c.repository).repository;
     const pushedRepository = opts.mapRepository ? opts.mapRepository(path) : path;
     const source = join(dir, "components", c.name);
+    const scoped = o.component === undefined || o.component === c.name;
     if (c.type === "compose") {
       const archive =
         (await opts.componentArchive?.(c.name)) ??
         (await packComposeArchive(source, { topDir: c.name }));
-      const version = o.componentVersion ?? c.revision;
+      const version = (scoped ? o.componentVersion : undefined) ?? c.revision;
       const pushed = await pushComposeComponent(
         client,
         pushedRepository,
         version,
         archive,
         { title: `${c.name}-${c.revision}.tar.gz` },
-        {
-          tag: o.componentTag ?? versionToTag(c.revision),
-          ...(o.componentArtifactType ? { artifactType: o.componentArtifactType } : {}),
-          ...(o.componentMediaType ? { layerMediaType: o.componentMediaType } : {}),
-          ...(o.dropAnnotations ? { dropAnnotations: o.dropAnnotations } : {}),
-        },
+        scoped
+          ? {
+              tag: o.componentTag ?? versionToTag(c.revision),
+              ...(o.componentArtifactType ? { artifactType: o.componentArtifactType } : {}),
+              ...(o.componentMediaType ? { layerMediaType: o.componentMediaType } : {}),
+              ...(o.dropAnnotations ? { dropAnnotations: o.dropAnnotations } : {}),
+            }
+          : {},
       );
       components.push({ ...c, pushedRepository, pushed, content: archive });
     } else {
       const { tgz, chart } = await packHelmChartDir(source);
       const pushed = await pushHelmChart(client, pushedRepository, tgz, chart, {
-        tag: o.componentTag ?? versionToTag(c.revision),
+        tag: (scoped ? o.componentTag : undefined) ?? versionToTag(c.revision),
       });
       components.push({ ...c, pushedRepository, pushed, content: tgz });
     }
@@ -156,7 +164,9 @@ export async function publishPackageDir(
   const pkg = await pushApplicationPackage(client, opts.packageRepo, dir, {
     ...(o.tag ? { tag: o.tag } : {}),
     ...(o.packageArtifactType ? { artifactType: o.packageArtifactType } : {}),
-    ...(o.dropAnnotations ? { dropAnnotations: o.dropAnnotations } : {}),
+    ...(o.dropAnnotations && o.component === undefined
+      ? { dropAnnotations: o.dropAnnotations }
+      : {}),
   });
   return {
     appId: isRecord(doc) && typeof doc.id === "string" ? doc.id : undefined,
