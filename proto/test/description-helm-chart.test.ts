@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { writeTarGz } from "../src/package/archive/tar-writer.js";
+import { writeTarGz } from "../src/package/archive/index.js";
 import { CHART_RULES, validateHelmChart } from "../src/package/chart/index.js";
 
 const CHART_YAML = 'apiVersion: v2\nname: hello\nversion: 1.2.3\nappVersion: "1.0"\n';

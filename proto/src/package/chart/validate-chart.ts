@@ -2,7 +2,7 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type Problem, problem } from "../../problem.js";
-import { readTarGz } from "../archive/tar-reader.js";
+import { readTarGz } from "../archive/index.js";
 
 /** What validateHelmChart learned about the chart; name/version are absent if Chart.yaml is bad. */
 export interface HelmChartResult {
