@@ -8,6 +8,7 @@ import {
   readFile,
   readlink,
   rm,
+  symlink,
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -325,6 +326,15 @@ describe("hostile compose archives are refused or neutralised, nothing lands out
     expect((err as ArchiveRejectedError).problems[0]?.rule).toBe("archive.target-not-empty");
     expect(await readdir(target)).toEqual(["existing"]);
     await rm(target, { recursive: true });
+    // A target that is a symlink (even to an empty directory) is refused as well.
+    const elsewhere = join(parent, `${evilName}-dir`);
+    await mkdir(elsewhere);
+    await symlink(elsewhere, target);
+    const viaLink = await extractComposeArchive(bytes, target).catch((e: unknown) => e);
+    expect((viaLink as ArchiveRejectedError).problems[0]?.rule).toBe("archive.target-not-empty");
+    expect(await readdir(elsewhere)).toEqual([]);
+    await rm(target);
+    await rm(elsewhere, { recursive: true });
     await assertNothingOutside();
   });
 

@@ -76,6 +76,7 @@ export function resolveInside(
 
 /** splitRaw splits a link target, or undefined when it is absolute (never inside the archive). */
 function splitRaw(target: string): string[] | undefined {
+  if (target.includes("\0")) return undefined;
   const slashed = target.replaceAll("\\", "/");
   if (slashed.startsWith("/") || /^[A-Za-z]:/.test(slashed)) return undefined;
   return slashed.split("/");

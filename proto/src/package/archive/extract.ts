@@ -8,7 +8,7 @@ import { ArchiveRejectedError } from "./errors.js";
 import type { ArchiveLimits } from "./limits.js";
 
 /** UnsafeExtraction is a defence-in-depth trip: validation passed but a write would escape. */
-class UnsafeExtraction extends Error {
+export class UnsafeExtraction extends Error {
   constructor(message: string) {
     super(message);
     this.name = "UnsafeExtraction";
@@ -28,7 +28,7 @@ function isErrno(err: unknown, code: string): boolean {
  * checked segments, every parent is lstat'ed (a symlink there is refused), files are created
  * with O_EXCL|O_NOFOLLOW and modes are set through the open descriptor, never by path.
  */
-class ConfinedWriter {
+export class ConfinedWriter {
   private readonly dirs = new Set<string>();
 
   constructor(private readonly base: string) {

@@ -3,14 +3,12 @@
  * validator for every Margo archive rule, a confined extractor, deterministic packing and a tar
  * writer able to produce hostile archives for tests.
  */
-export { resolveInside, type SplitPath, splitArchivePath } from "./archive-paths.js";
 export {
   COMPOSE_FILE,
   INVALID_COMPOSE_NAMES,
-  normalisedMode,
   validateComposeArchive,
 } from "./compose-archive.js";
-export { type ArchiveView, COMPOSE_POINTER_PREFIX, checkComposeYaml } from "./compose-checks.js";
+export { COMPOSE_POINTER_PREFIX } from "./compose-checks.js";
 export { ArchiveRejectedError } from "./errors.js";
 export { extractComposeArchive } from "./extract.js";
 export {
@@ -21,5 +19,7 @@ export {
 } from "./limits.js";
 export { packComposeArchive } from "./pack.js";
 export { ARCHIVE_RULES, type ArchiveRule } from "./rules.js";
+
+// Lower level: the raw tar reader and writer, for tools and for tests that craft archives.
 export { archivePointer, readTarGz, type TarEntry, type TarEntryType } from "./tar-reader.js";
 export { type TarEntrySpec, type WriteTarGzOptions, writeTarGz } from "./tar-writer.js";
