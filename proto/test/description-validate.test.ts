@@ -335,6 +335,18 @@ describe("validateDescription", () => {
       "/parameters/workers/value",
     ],
     ["two documents", () => undefined, "description.multi-document"],
+    [
+      "multiselect without options",
+      (d) => (d.configuration.schema[0].multiselect = false),
+      "description.required",
+      "/configuration/schema/0/options",
+    ],
+    [
+      "fractional bound on an integer schema",
+      (d) => (d.configuration.schema[1].minValue = 0.5),
+      "description.type",
+      "/configuration/schema/1/minValue",
+    ],
   ];
 
   it.each(cases)("rejects %s", (name, mutate, rule, at) => {
@@ -385,6 +397,16 @@ describe("validateDescription", () => {
     expect(r.value?.deploymentProfiles[0]?.extensions["x-other-vendor-extensions"]).toEqual({
       anything: [1, 2],
     });
+  });
+
+  it("warns about schema fields of another subtype", () => {
+    const d = base() as Doc;
+    d.configuration.schema[1].maxLength = 3;
+    const r = validateDescription(encodeDescriptionDoc(d as ApplicationDescriptionDoc));
+    expect(r.problems.map((p) => [p.rule, p.severity, p.pointer])).toEqual([
+      ["description.schema-field-mismatch", "warning", "/configuration/schema/1/maxLength"],
+    ]);
+    expect(r.value).toBeDefined();
   });
 
   it("points problems at their line in the file", () => {

@@ -158,6 +158,11 @@ export const DESCRIPTION_RULES: readonly DescriptionRule[] = [
     source: "digest 2.5",
   },
   {
+    id: "description.schema-field-mismatch",
+    text: "WARNING: a schema rule field that does not belong to the subtype its dataType implies (e.g. minLength on an integer).",
+    source: "digest 2.5 (schema subtypes)",
+  },
+  {
     id: "description.schema-name-unique",
     text: "configuration.schema[].name must be unique (settings refer to rules by name).",
     source: "digest 2.5",

@@ -1,4 +1,4 @@
-import { type Problem, pointer, problem } from "../../problem.js";
+import { type Problem, pointer, problem, warning } from "../../problem.js";
 import { checkParameterValue, DATA_TYPES, type SchemaRule } from "./parameter-value.js";
 import { isPlainObject } from "./shape.js";
 
@@ -196,6 +196,67 @@ function toSchemaRule(name: string, raw: Obj): SchemaRule {
   return rule;
 }
 
+/** Fields of each schema subtype, keyed by the element type of dataType (digest 2.5). */
+const SUBTYPE_FIELDS: Record<string, readonly string[]> = {
+  string: ["allowEmpty", "minLength", "maxLength", "regexMatch"],
+  boolean: ["allowEmpty"],
+  integer: ["allowEmpty", "minValue", "maxValue"],
+  double: ["allowEmpty", "minValue", "maxValue", "minPrecision", "maxPrecision"],
+};
+const SELECT_FIELDS = ["allowEmpty", "multiselect", "options"];
+const RULE_FIELDS = [
+  "minLength",
+  "maxLength",
+  "regexMatch",
+  "minValue",
+  "maxValue",
+  "minPrecision",
+  "maxPrecision",
+  "multiselect",
+  "options",
+];
+
+/**
+ * The subtype of a schema rule is implied by dataType and the fields present (Select when it has
+ * options or multiselect); a field of another subtype is ignored by WFMs, so it is a warning.
+ */
+function checkSchemaSubtype(rule: Obj, at: ReadonlyArray<string | number>, out: Problem[]): void {
+  const dataType = str(rule.dataType);
+  const element = dataType?.replace(/^array\[(.*)\]$/, "$1");
+  const own = element !== undefined ? SUBTYPE_FIELDS[element] : undefined;
+  if (!own) return;
+  const isSelect = rule.options !== undefined || rule.multiselect !== undefined;
+  if (rule.multiselect !== undefined && rule.options === undefined)
+    out.push(
+      problem(
+        "description.required",
+        pointer(...at, "options"),
+        "a select schema (multiselect) needs options",
+      ),
+    );
+  const allowed = new Set([...own, ...(isSelect ? SELECT_FIELDS : [])]);
+  for (const field of RULE_FIELDS) {
+    if (rule[field] !== undefined && !allowed.has(field))
+      out.push(
+        warning(
+          "description.schema-field-mismatch",
+          pointer(...at, field),
+          `${field} does not apply to dataType ${dataType}; it is ignored`,
+        ),
+      );
+  }
+  if (element === "integer")
+    for (const field of ["minValue", "maxValue"])
+      if (typeof rule[field] === "number" && !Number.isInteger(rule[field]))
+        out.push(
+          problem(
+            "description.type",
+            pointer(...at, field),
+            `${field} of an integer schema must be an integer`,
+          ),
+        );
+}
+
 function checkConfiguration(doc: Obj, out: Problem[]): void {
   if (!isPlainObject(doc.configuration)) return;
   const cfg = doc.configuration;
@@ -212,6 +273,7 @@ function checkConfiguration(doc: Obj, out: Problem[]): void {
         ),
       );
     else schemas.set(name, toSchemaRule(name, rule));
+    checkSchemaSubtype(rule, ["configuration", "schema", s], out);
     if (typeof rule.regexMatch === "string") {
       try {
         new RegExp(rule.regexMatch);
