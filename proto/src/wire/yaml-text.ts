@@ -26,6 +26,11 @@ const MAX_SYNTAX_PROBLEMS = 10;
 export function parseYaml(input: Uint8Array | string): Parsed {
   const { text, problems } = textOf(input);
   if (text === undefined) return { problems };
+  if (yamlNestingBound(text) > MAX_SCAN_DEPTH) {
+    return {
+      problems: [problem("wire.depth", "", `YAML nests more than ${MAX_SCAN_DEPTH} levels`)],
+    };
+  }
   try {
     const doc = parseDocument(text, {
       version: "1.2",
@@ -64,6 +69,77 @@ export function parseYaml(input: Uint8Array | string): Parsed {
     return { problems: [problem(rule, "", `not YAML: ${message.split("\n")[0]}`)] };
   }
 }
+
+/**
+ * MAX_SCAN_DEPTH bounds what the YAML parser is ever given. Near stack exhaustion V8 can abort
+ * the whole process (a fatal "RegExpCompiler allocation failed" was seen with 100k "[" in a
+ * test worker), which no try/catch can stop, so hostile nesting is refused before parsing; the
+ * exact MAX_DEPTH check runs on the parsed tree.
+ */
+const MAX_SCAN_DEPTH = 512;
+
+/**
+ * yamlNestingBound over-estimates nesting without parsing: the deepest flow bracket nesting
+ * outside quotes and comments, or the largest indentation plus leading "- " / "? " indicators
+ * on a line (each block level needs one of those).
+ */
+export function yamlNestingBound(text: string): number {
+  let max = 0;
+  let flow = 0;
+  let block = 0;
+  let quote = "";
+  let lineStart = true;
+  // Last significant character before the current one: a quote opens a quoted scalar only
+  // where a scalar can start (so the apostrophe in "it's" does not hide later brackets).
+  let prev = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] ?? "";
+    if (c === "\n") {
+      lineStart = true;
+      block = 0;
+      if (quote === "") prev = "";
+      continue;
+    }
+    if (quote === '"') {
+      if (c === "\\") i++;
+      else if (c === '"') quote = "";
+      continue;
+    }
+    if (quote === "'") {
+      if (c === "'") quote = "";
+      continue;
+    }
+    if (lineStart) {
+      if (c === " ") {
+        block++;
+        max = Math.max(max, block);
+        continue;
+      }
+      if ((c === "-" || c === "?") && (text[i + 1] === " " || text[i + 1] === "\t")) {
+        block += 2;
+        max = Math.max(max, block);
+        i++;
+        continue;
+      }
+      lineStart = false;
+    }
+    if (c === " " || c === "\t") continue;
+    if ((c === '"' || c === "'") && (prev === "" || SCALAR_START.includes(prev))) quote = c;
+    else if (c === "#" && /\s/.test(text[i - 1] ?? " ")) {
+      const eol = text.indexOf("\n", i);
+      i = (eol < 0 ? text.length : eol) - 1;
+      continue;
+    } else if (c === "[" || c === "{") {
+      flow++;
+      max = Math.max(max, flow);
+    } else if ((c === "]" || c === "}") && flow > 0) flow--;
+    prev = c;
+  }
+  return max;
+}
+
+/** Characters after which a quoted scalar may begin. */
+const SCALAR_START = ":-[{,?";
 
 /** toJsonValue narrows the YAML library's output to JsonValue (bigints made exact numbers). */
 function toJsonValue(value: unknown): JsonValue {
