@@ -11,6 +11,8 @@ import {
   OCI_IMAGE_MANIFEST,
   OciClient,
   OciError,
+  pullApplicationPackage,
+  pushApplicationPackage,
 } from "../src/oci/index.js";
 import { REGISTRY, requireRegistry, uniqueRepo } from "./oci-test-env.js";
 
@@ -244,5 +246,26 @@ describe("OciClient against the real registry", () => {
     expect(await client.headManifest(repo, "0.0.1")).toBeUndefined();
     await client.deleteManifest(repo, digest);
     expect(await client.headManifest(repo, digest)).toBeUndefined();
+  });
+
+  it("turns a tampered package layer into an oci.digest-mismatch problem, not a crash", async () => {
+    const repo = uniqueRepo("tamper-package");
+    const description = "apiVersion: v1\nid: t\nmetadata:\n  name: T\n  version: 0.0.1\n";
+    const pushed = await pushApplicationPackage(client, repo, [
+      { path: "margo.yaml", bytes: new TextEncoder().encode(description) },
+    ]);
+    const clean = await pullApplicationPackage(client, repo, "0.0.1");
+    expect(clean.problems).toEqual([]);
+    expect(clean.manifestDigest).toBe(pushed.digest);
+    const evil = new OciClient({
+      registry: REGISTRY,
+      fetch: tamperingFetch((u) => u.includes("/blobs/")),
+    });
+    const pulled = await pullApplicationPackage(evil, repo, "0.0.1");
+    expect(pulled.problems.map((p) => p.rule)).toContain("oci.digest-mismatch");
+    expect(pulled.problems.find((p) => p.rule === "oci.digest-mismatch")?.pointer).toBe(
+      "/layers/0/digest",
+    );
+    expect(pulled.description).toBeUndefined();
   });
 });

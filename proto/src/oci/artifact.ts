@@ -1,6 +1,7 @@
 import { type Problem, pointer, problem } from "../problem.js";
 import type { OciClient, PulledManifest } from "./client.js";
 import { DigestMismatchError, isDigest } from "./digest.js";
+import { OciError } from "./errors.js";
 import { encodeManifest, isRecord, type OciImageManifest } from "./manifest.js";
 import { OCI_IMAGE_MANIFEST, type OciDescriptor } from "./media-types.js";
 
@@ -137,7 +138,7 @@ export async function pullDescriptor(
       problems.push(problem("oci.digest-mismatch", `${at}/digest`, e.message));
       return undefined;
     }
-    if (e instanceof Error && "code" in e && e.code === "TOO_LARGE") {
+    if (e instanceof OciError && e.code === "TOO_LARGE") {
       problems.push(
         problem(
           "oci.digest-mismatch",
