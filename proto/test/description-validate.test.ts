@@ -440,6 +440,34 @@ describe("validateDescription", () => {
     expect(rulesOf("id: 1\nid: 2\n")).toEqual(["description.yaml-syntax"]);
   });
 
+  it("survives any member replaced by a value of any other type", () => {
+    const replacements: unknown[] = [null, 7, 1.5, "x", true, [], [{}], {}, { a: [1] }];
+    const paths: Array<Array<string | number>> = [];
+    const walk = (v: unknown, path: Array<string | number>) => {
+      if (path.length > 0) paths.push(path);
+      if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+      else if (v && typeof v === "object")
+        for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+    };
+    walk(base(), []);
+    expect(paths.length).toBeGreaterThan(80);
+    let rejected = 0;
+    for (const path of paths) {
+      for (const replacement of replacements) {
+        const d = base() as Doc;
+        let parent: Doc = d;
+        for (const seg of path.slice(0, -1)) parent = parent[seg];
+        parent[path[path.length - 1] as string] = structuredClone(replacement);
+        const r = validateDescription(encodeDescriptionDoc(d as ApplicationDescriptionDoc));
+        const bad = r.problems.some((p) => p.severity === "error");
+        // Either the value is rejected or the model was built; never both, never neither.
+        expect(bad, JSON.stringify(path)).toBe(r.value === undefined);
+        if (bad) rejected++;
+      }
+    }
+    expect(rejected).toBeGreaterThan(paths.length * 5);
+  });
+
   it("has a rule text for every rule id the validator emits in these tests", () => {
     const ids = new Set(DESCRIPTION_RULES.map((r) => r.id));
     for (const [, , rule] of cases) expect(ids.has(rule), rule).toBe(true);
