@@ -1,7 +1,7 @@
 import type { Jwk, SpiffeBundle, TrustDiscoveryDocument } from "../gen/margo/model/v1/trust.js";
 import { pointer } from "../problem.js";
 import { type Decoded, decodeJson, encodeJson, isUri } from "./codec.js";
-import type { JsonValue } from "./json-value.js";
+import { isJsonObject, type JsonValue } from "./json-value.js";
 import type { Reader } from "./reader.js";
 
 /** readDiscoveryDocument maps `/.well-known/margo`; unknown members are tolerated (warnings). */
@@ -84,7 +84,9 @@ export function readSpiffeBundle(tree: JsonValue, r: Reader): SpiffeBundle | und
     if (k) keys.push(k);
     else ok = false;
   });
-  if (items !== undefined && !keys.some((k) => k.use === "x509-svid")) {
+  // Judged on the raw items so an anchor that is broken elsewhere is not also called missing.
+  const isAnchor = (k: JsonValue) => isJsonObject(k) && k.use === "x509-svid";
+  if (items !== undefined && !items.some(isAnchor)) {
     r.error(
       "wire.no-x509-anchor",
       pointer("keys"),
