@@ -22,14 +22,17 @@ export const DEVICE_ARCHITECTURES = enumMap<CpuArchitecture>(
   "lower",
   ["amd64", "arm64", "arm"],
 );
+/** gpu, display, camera, microphone, speaker. */
 export const PERIPHERAL_TYPES = enumMap<PeripheralType>(
   PeripheralType,
   "PERIPHERAL_TYPE_",
   "lower",
 );
+/** ethernet, wifi, cellular, bluetooth, usb, canbus, rs232. */
 export const INTERFACE_TYPES = enumMap<InterfaceType>(InterfaceType, "INTERFACE_TYPE_", "lower");
 /** The proto keeps runtimes and deployment types as strings (the lists will grow); these are rc.3's. */
 export const SUPPORTED_RUNTIMES = ["oci", "custom"] as const;
+/** Unknown deployment types decode as "custom" with a warning (checklist 34). */
 export const SUPPORTED_DEPLOYMENT_TYPES = ["helm", "compose", "custom"] as const;
 
 const PROPERTY_NAMES = [
@@ -178,7 +181,7 @@ function readProperties(r: Reader, v: JsonValue, at: string): DeviceProperties |
 }
 
 /**
- * labelValueOk applies the OpenAPI oneOf for label values. An empty array matches both array
+ * labelValueProblem applies the OpenAPI oneOf for label values. An empty array matches both array
  * branches of that oneOf and so is invalid; mixed arrays match neither.
  */
 function labelValueProblem(v: JsonValue): string | undefined {

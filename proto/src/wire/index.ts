@@ -16,7 +16,15 @@ export { canonicalJson, canonicalJsonBytes, WireEncodeError } from "./jcs.js";
 export { type JsonObject, type JsonValue, MAX_DEPTH, parseJson } from "./json-value.js";
 export * from "./problem-detail.js";
 export * from "./profile-parts.js";
-export { EXTENSION_NAME, type Extensions, Reader, type Shape, UINT64_MAX } from "./reader.js";
+export {
+  copyJson,
+  EXTENSION_NAME,
+  type Extensions,
+  flattenExtensions,
+  Reader,
+  type Shape,
+  UINT64_MAX,
+} from "./reader.js";
 export { WIRE_RULE_IDS, WIRE_RULES, type WireRule } from "./rules.js";
 export * from "./state-manifest.js";
 export * from "./trust-bundle.js";

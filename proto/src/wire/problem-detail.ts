@@ -12,6 +12,7 @@ import { copyJson, type Reader } from "./reader.js";
 /** PROBLEM_MEDIA_TYPE is the Content-Type of every Margo error body (RFC 9457). */
 export const PROBLEM_MEDIA_TYPE = "application/problem+json";
 
+/** none, fixed, exponential (digest 4.4). */
 export const BACKOFF_STRATEGIES = enumMap<BackoffStrategy>(
   BackoffStrategy,
   "BACKOFF_STRATEGY_",

@@ -107,7 +107,7 @@ export function writeComponent(c: Component, at: string): JsonValue {
   return out as JsonValue;
 }
 
-function readSelector(r: Reader, v: JsonValue, at: string, depth: number): Selector | undefined {
+function readSelector(r: Reader, v: JsonValue, at: string): Selector | undefined {
   const obj = r.object(v, at, "selector");
   if (!obj) return undefined;
   r.members(obj, at, { known: ["matchExpressions"], closed: false });
@@ -116,19 +116,14 @@ function readSelector(r: Reader, v: JsonValue, at: string, depth: number): Selec
   const matchExpressions: MatchExpression[] = [];
   let ok = true;
   items.forEach((item, i) => {
-    const e = readExpression(r, item, at + pointer("matchExpressions", i), depth);
+    const e = readExpression(r, item, at + pointer("matchExpressions", i));
     if (e) matchExpressions.push(e);
     else ok = false;
   });
   return ok ? { matchExpressions } : undefined;
 }
 
-function readExpression(
-  r: Reader,
-  v: JsonValue,
-  at: string,
-  depth: number,
-): MatchExpression | undefined {
+function readExpression(r: Reader, v: JsonValue, at: string): MatchExpression | undefined {
   const obj = r.object(v, at, "match expression");
   if (!obj) return undefined;
   r.members(obj, at, { known: ["key", "operator", "values", "itemSelector"], closed: false });
@@ -137,12 +132,7 @@ function readExpression(
   const values = r.array(obj, "values", at);
   let itemSelector: Selector | undefined;
   if (Object.hasOwn(obj, "itemSelector")) {
-    itemSelector = readSelector(
-      r,
-      obj.itemSelector ?? null,
-      at + pointer("itemSelector"),
-      depth + 1,
-    );
+    itemSelector = readSelector(r, obj.itemSelector ?? null, at + pointer("itemSelector"));
     if (!itemSelector) return undefined;
   }
   if (key === undefined || operator === undefined) return undefined;
@@ -220,7 +210,7 @@ export function readDeviceConstraints(
     const out: EligibilityRule = {};
     for (const key of ["propertySelector", "labelSelector"] as const) {
       if (!Object.hasOwn(rule, key)) continue;
-      const s = readSelector(r, rule[key] ?? null, here + pointer(key), 0);
+      const s = readSelector(r, rule[key] ?? null, here + pointer(key));
       if (s) out[key] = s;
       else ok = false;
     }
@@ -239,9 +229,9 @@ function writeSelector(s: Selector, at: string): JsonValue {
       values:
         e.values === undefined
           ? undefined
-          : mustTree("selector values", e.values, `${at}/matchExpressions/${i}/values`),
+          : mustTree("selector values", e.values, at + pointer("matchExpressions", i, "values")),
       itemSelector: e.itemSelector
-        ? writeSelector(e.itemSelector, `${at}/matchExpressions/${i}/itemSelector`)
+        ? writeSelector(e.itemSelector, at + pointer("matchExpressions", i, "itemSelector"))
         : undefined,
     })),
   } as JsonValue;
@@ -268,10 +258,16 @@ export function writeDeviceConstraints(d: DeviceConstraints, at: string): JsonVa
     eligibilityRules: d.eligibilityRules.length
       ? d.eligibilityRules.map((rule, i) => ({
           propertySelector: rule.propertySelector
-            ? writeSelector(rule.propertySelector, `${at}/eligibilityRules/${i}/propertySelector`)
+            ? writeSelector(
+                rule.propertySelector,
+                at + pointer("eligibilityRules", i, "propertySelector"),
+              )
             : undefined,
           labelSelector: rule.labelSelector
-            ? writeSelector(rule.labelSelector, `${at}/eligibilityRules/${i}/labelSelector`)
+            ? writeSelector(
+                rule.labelSelector,
+                at + pointer("eligibilityRules", i, "labelSelector"),
+              )
             : undefined,
         }))
       : undefined,
@@ -317,7 +313,10 @@ export function readParameter(
 /** writeParameter lays a parameter out as value, then targets. */
 export function writeParameter(p: Parameter, at: string): JsonValue {
   return {
-    value: p.value === undefined ? undefined : mustTree("parameter value", p.value, `${at}/value`),
+    value:
+      p.value === undefined
+        ? undefined
+        : mustTree("parameter value", p.value, at + pointer("value")),
     targets: p.targets.map((t) => ({ pointer: t.pointer, components: t.components })),
   } as JsonValue;
 }

@@ -32,10 +32,12 @@ export type Extensions = { [key: string]: { [key: string]: any } };
 export class Reader {
   readonly problems: Problem[] = [];
 
+  /** error records a problem that rejects the document. */
   error(rule: string, at: string, message: string): void {
     this.problems.push(problem(rule, at, message));
   }
 
+  /** warn records a problem that is reported but does not reject the document. */
   warn(rule: string, at: string, message: string): void {
     this.problems.push(warning(rule, at, message));
   }
@@ -91,6 +93,7 @@ export class Reader {
     return undefined;
   }
 
+  /** string reads a string member, checking the schema's pattern or enum when given. */
   string(
     obj: JsonObject,
     key: string,
@@ -119,6 +122,7 @@ export class Reader {
     return v;
   }
 
+  /** boolean reads a boolean member (presence matters: absent is not false). */
   boolean(obj: JsonObject, key: string, at: string, required = false): boolean | undefined {
     const v = this.present(obj, key, at, required);
     if (v === undefined) return undefined;
@@ -274,8 +278,8 @@ export function kindOf(value: unknown): string {
 }
 
 /**
- * copyJson deep-copies a JSON tree (iteratively safe for depth: input depth is bounded by
- * MAX_DEPTH already) so decoded values never alias the parser's objects.
+ * copyJson deep-copies a JSON tree so decoded values never alias the parser's objects. It
+ * recurses: parsed input is already bounded by MAX_DEPTH.
  */
 export function copyJson(value: JsonValue): JsonValue {
   if (Array.isArray(value)) return value.map(copyJson);
