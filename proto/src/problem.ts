@@ -8,7 +8,8 @@ export interface Problem {
   readonly rule: string;
   /**
    * Where the problem is: an RFC 6901 JSON pointer into the document ("" is the whole document),
-   * or for archive rules the offending entry's path prefixed with the archive's name.
+   * `archive:<entry path>` for an archive entry, or `compose.yaml#<pointer>` inside a Compose
+   * file. Package-level validators prefix the file they looked at (`margo.yaml#/id`).
    */
   readonly pointer: string;
   /** What is wrong and, where it is obvious, how to fix it. */
