@@ -13,6 +13,7 @@ import {
   SelectorOperator,
 } from "../gen/margo/model/v1/device_constraints.js";
 import { pointer } from "../problem.js";
+import { APP_ARCHITECTURE_VALUES, SELECTOR_OPERATOR_VALUES, SPEC_PATTERNS } from "../spec-facts.js";
 import { extensionTree, mustTree } from "./codec.js";
 import { enumMap } from "./enum-map.js";
 import type { JsonObject, JsonValue } from "./json-value.js";
@@ -26,23 +27,18 @@ export const APP_ARCHITECTURES = enumMap<CpuArchitecture>(
   CpuArchitecture,
   "CPU_ARCHITECTURE_",
   "lower",
+  APP_ARCHITECTURE_VALUES,
 );
 /** In, NotIn, Exists, DoesNotExist, Gt, Lt, ContainsAll, ContainsAny. */
 export const SELECTOR_OPERATORS = enumMap<SelectorOperator>(
   SelectorOperator,
   "SELECTOR_OPERATOR_",
   "pascal",
+  SELECTOR_OPERATOR_VALUES,
 );
 
 /** Patterns of the OpenAPI applicationDeploymentProfileComponent and CapacityRequirements. */
-export const PATTERNS = {
-  repository: /^oci:\/\/.+/,
-  revision:
-    /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:_([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/,
-  timeout: /^\d+m\d+s$/,
-  memory: /^[0-9]+(Mi|Gi|Ki)$/,
-  storage: /^[0-9]+(Mi|Gi|Ki|Ti|Pi|Ei)$/,
-} as const;
+export const PATTERNS = SPEC_PATTERNS;
 
 /** Compose components before rc.3 were a URL plus a PGP key (digest 2.2). */
 const LEGACY_COMPONENT_PROPERTIES = {

@@ -1,3 +1,8 @@
+import {
+  APP_ARCHITECTURE_VALUES,
+  SELECTOR_OPERATOR_VALUES,
+  SPEC_PATTERNS,
+} from "../../spec-facts.js";
 import { DATA_TYPES } from "./parameter-value.js";
 import type { Field, Kind, Shape, StringCheck } from "./shape.js";
 
@@ -15,31 +20,22 @@ function oneOf(rule: string, values: readonly string[]): StringCheck {
   return { rule, test: (s) => values.includes(s), expected: `one of ${values.join(", ")}` };
 }
 
-/** Regexes carried over verbatim from the LinkML schema and the rc.3 OpenAPI. */
+/**
+ * Regexes carried over verbatim from the LinkML schema; the ones the wire codecs share
+ * (repository, revision, timeout, memory, storage) come from spec-facts.
+ */
 export const PATTERNS = {
   id: /^[a-z0-9-]{1,200}$/,
   componentName: /^[a-z0-9-]+$/,
   profileType: /^(helm|compose|custom)$/,
-  repository: /^oci:\/\/.+/,
-  revision:
-    /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:_([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/,
-  timeout: /^\d+m\d+s$/,
-  memory: /^[0-9]+(Mi|Gi|Ki)$/,
-  storage: /^[0-9]+(Mi|Gi|Ki|Ti|Pi|Ei)$/,
+  ...SPEC_PATTERNS,
   email: /.*@[a-z0-9.-]*/,
 } as const;
 
-export const ARCHITECTURES = ["amd64", "arm64", "arm", "riscv64", "other"] as const;
-export const OPERATORS = [
-  "In",
-  "NotIn",
-  "Exists",
-  "DoesNotExist",
-  "Gt",
-  "Lt",
-  "ContainsAll",
-  "ContainsAny",
-] as const;
+/** LinkML CpuArchitectureType (same list as the OpenAPI's). */
+export const ARCHITECTURES = APP_ARCHITECTURE_VALUES;
+/** LinkML SelectorOperator (same list as the OpenAPI's). */
+export const OPERATORS = SELECTOR_OPERATOR_VALUES;
 
 const str: Kind = { kind: "string" };
 const req = (type: Kind): Field => ({ type, required: true });
