@@ -1,19 +1,19 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import type { Problem } from "../problem.js";
 import {
   type BlobSpec,
   dropKeys,
   layerAt,
+  type PulledHead,
   type PushedArtifact,
   pullDescriptor,
-  pullManifestChecked,
+  pullHead,
   pushArtifact,
   tagOf,
 } from "./artifact.js";
 import type { OciClient } from "./client.js";
-import { isRecord, stringMap } from "./manifest.js";
+import { isRecord, layersOf, stringMap } from "./manifest.js";
 import {
   ANNOTATION_MARGO_RESOURCE,
   ANNOTATION_TITLE,
@@ -62,15 +62,12 @@ export interface PulledPackageFile {
   bytes: Uint8Array;
 }
 
-export interface PulledApplicationPackage {
-  manifestDigest: string | undefined;
-  manifest: unknown;
+export interface PulledApplicationPackage extends PulledHead {
   /** margo.yaml text; undefined when the package has no readable description layer. */
   description: string | undefined;
   /** metadata.version read from the description, when present. */
   version: string | undefined;
   files: PulledPackageFile[];
-  problems: Problem[];
 }
 
 /** normalizePath turns a catalog path like "./resources/a.md" into the layer title form. */
@@ -202,22 +199,16 @@ export async function pullApplicationPackage(
   repo: string,
   reference: string,
 ): Promise<PulledApplicationPackage> {
-  const problems: Problem[] = [];
-  const pulled = await pullManifestChecked(client, repo, reference, problems);
+  const { pulled, head } = await pullHead(client, repo, reference);
+  const { problems } = head;
   const result: PulledApplicationPackage = {
-    manifestDigest: pulled?.digest,
-    manifest: pulled?.manifest,
+    ...head,
     description: undefined,
     version: undefined,
     files: [],
-    problems,
   };
   if (!pulled) return result;
-  const layers =
-    isRecord(pulled.manifest) && Array.isArray(pulled.manifest.layers)
-      ? pulled.manifest.layers
-      : [];
-  for (const [index, layer] of layers.entries()) {
+  for (const [index, layer] of layersOf(pulled.manifest).entries()) {
     const bytes = await pullDescriptor(client, repo, layer, layerAt(index), problems);
     if (!bytes || !isRecord(layer)) continue;
     const annotations = stringMap(layer.annotations);
@@ -236,11 +227,10 @@ export async function pullApplicationPackage(
     }
   }
   if (result.description !== undefined) result.version = catalogOf(result.description).version;
-  const tag = tagOf(reference);
   problems.unshift(
     ...validatePackageManifest(pulled.manifest, {
-      ...(tag !== undefined ? { tag } : {}),
-      ...(result.version !== undefined ? { version: result.version } : {}),
+      tag: tagOf(reference),
+      version: result.version,
     }),
   );
   return result;

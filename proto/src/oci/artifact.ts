@@ -84,25 +84,32 @@ export async function pushArtifact(
   };
 }
 
+/** The members every pull result (package, component, chart) starts with. */
+export interface PulledHead {
+  manifestDigest: string | undefined;
+  manifest: unknown;
+  problems: Problem[];
+}
+
 /**
- * pullManifestChecked pulls a manifest and turns a digest failure into an `oci.digest-mismatch`
- * problem instead of an exception, so a pull reports it alongside the layout problems.
+ * pullHead pulls a manifest and turns a digest failure into an `oci.digest-mismatch` problem
+ * instead of an exception (`pulled` is then undefined), so a pull reports it alongside the layout
+ * problems; `head` seeds the pull result, so the three layouts start theirs alike.
  */
-export async function pullManifestChecked(
+export async function pullHead(
   client: OciClient,
   repository: string,
   reference: string,
-  problems: Problem[],
-): Promise<PulledManifest | undefined> {
+): Promise<{ pulled: PulledManifest | undefined; head: PulledHead }> {
+  const problems: Problem[] = [];
+  let pulled: PulledManifest | undefined;
   try {
-    return await client.getManifest(repository, reference);
+    pulled = await client.getManifest(repository, reference);
   } catch (e) {
-    if (e instanceof DigestMismatchError) {
-      problems.push(problem("oci.digest-mismatch", "", e.message));
-      return undefined;
-    }
-    throw e;
+    if (!(e instanceof DigestMismatchError)) throw e;
+    problems.push(problem("oci.digest-mismatch", "", e.message));
   }
+  return { pulled, head: { manifestDigest: pulled?.digest, manifest: pulled?.manifest, problems } };
 }
 
 /**

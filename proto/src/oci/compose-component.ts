@@ -1,15 +1,15 @@
-import type { Problem } from "../problem.js";
 import {
   dropKeys,
   layerAt,
+  type PulledHead,
   type PushedArtifact,
   pullDescriptor,
-  pullManifestChecked,
+  pullHead,
   pushArtifact,
   tagOf,
 } from "./artifact.js";
 import type { OciClient } from "./client.js";
-import { isRecord, stringMap } from "./manifest.js";
+import { isRecord, layersOf, stringMap } from "./manifest.js";
 import {
   ANNOTATION_AUTHORS,
   ANNOTATION_COMPONENT_TYPE,
@@ -43,14 +43,11 @@ export interface PushComponentOptions {
   annotationsOnManifest?: boolean;
 }
 
-export interface PulledComposeComponent {
-  manifestDigest: string | undefined;
-  manifest: unknown;
+export interface PulledComposeComponent extends PulledHead {
   /** The Compose Archive bytes, digest-verified; undefined when they could not be pulled intact. */
   archive: Uint8Array | undefined;
   /** org.margo.component.version as found on the layer. */
   version: string | undefined;
-  problems: Problem[];
 }
 
 /**
@@ -111,28 +108,17 @@ export async function pullComposeComponent(
   reference: string,
   opts: { revision?: string } = {},
 ): Promise<PulledComposeComponent> {
-  const problems: Problem[] = [];
-  const pulled = await pullManifestChecked(client, repo, reference, problems);
-  const result: PulledComposeComponent = {
-    manifestDigest: pulled?.digest,
-    manifest: pulled?.manifest,
-    archive: undefined,
-    version: undefined,
-    problems,
-  };
+  const { pulled, head } = await pullHead(client, repo, reference);
+  const { problems } = head;
+  const result: PulledComposeComponent = { ...head, archive: undefined, version: undefined };
   if (!pulled) return result;
-  const tag = tagOf(reference);
   problems.push(
     ...validateComponentManifest(pulled.manifest, {
-      ...(tag !== undefined ? { tag } : {}),
-      ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+      tag: tagOf(reference),
+      revision: opts.revision,
     }),
   );
-  const layers =
-    isRecord(pulled.manifest) && Array.isArray(pulled.manifest.layers)
-      ? pulled.manifest.layers
-      : [];
-  const layer: unknown = layers[0];
+  const layer: unknown = layersOf(pulled.manifest)[0];
   if (isRecord(layer)) {
     result.version = stringMap(layer.annotations)[ANNOTATION_COMPONENT_VERSION];
     result.archive = await pullDescriptor(client, repo, layer, layerAt(0), problems);

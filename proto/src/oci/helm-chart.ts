@@ -1,14 +1,14 @@
-import type { Problem } from "../problem.js";
 import {
   layerAt,
+  type PulledHead,
   type PushedArtifact,
   pullDescriptor,
-  pullManifestChecked,
+  pullHead,
   pushArtifact,
   tagOf,
 } from "./artifact.js";
 import type { OciClient } from "./client.js";
-import { isRecord } from "./manifest.js";
+import { isRecord, layersOf } from "./manifest.js";
 import {
   ANNOTATION_DESCRIPTION,
   ANNOTATION_TITLE,
@@ -60,14 +60,11 @@ export function helmConfigBytes(chart: ChartMeta): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(out));
 }
 
-export interface PulledHelmChart {
-  manifestDigest: string | undefined;
-  manifest: unknown;
+export interface PulledHelmChart extends PulledHead {
   /** The chart .tgz, digest-verified. */
   chartTgz: Uint8Array | undefined;
   /** The config JSON (Chart.yaml fields). */
   chartMeta: Record<string, unknown> | undefined;
-  problems: Problem[];
 }
 
 /**
@@ -100,15 +97,9 @@ export async function pullHelmChart(
   repo: string,
   reference: string,
 ): Promise<PulledHelmChart> {
-  const problems: Problem[] = [];
-  const pulled = await pullManifestChecked(client, repo, reference, problems);
-  const result: PulledHelmChart = {
-    manifestDigest: pulled?.digest,
-    manifest: pulled?.manifest,
-    chartTgz: undefined,
-    chartMeta: undefined,
-    problems,
-  };
+  const { pulled, head } = await pullHead(client, repo, reference);
+  const { problems } = head;
+  const result: PulledHelmChart = { ...head, chartTgz: undefined, chartMeta: undefined };
   if (!pulled || !isRecord(pulled.manifest)) {
     if (pulled) problems.push(...validateHelmChartManifest(pulled.manifest));
     return result;
@@ -123,7 +114,7 @@ export async function pullHelmChart(
       // Reported by the config media-type/shape check below when the config is not Helm's.
     }
   }
-  const layers = Array.isArray(m.layers) ? m.layers : [];
+  const layers = layersOf(m);
   const index = layers.findIndex(
     (l: unknown) => isRecord(l) && l.mediaType === HELM_CHART_LAYER_MEDIA_TYPE,
   );
@@ -131,12 +122,6 @@ export async function pullHelmChart(
     result.chartTgz = await pullDescriptor(client, repo, layers[index], layerAt(index), problems);
   const version =
     typeof result.chartMeta?.version === "string" ? result.chartMeta.version : undefined;
-  const tag = tagOf(reference);
-  problems.unshift(
-    ...validateHelmChartManifest(m, {
-      ...(tag !== undefined ? { tag } : {}),
-      ...(version !== undefined ? { version } : {}),
-    }),
-  );
+  problems.unshift(...validateHelmChartManifest(m, { tag: tagOf(reference), version }));
   return result;
 }

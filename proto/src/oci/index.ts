@@ -1,7 +1,7 @@
 // The OCI layer: a distribution v1.1 client, the Margo package/component layouts and their rules.
 // Symbols here are for every consumer (WFM, device agent, conformance suite, scripts).
 export * from "./app-package.js";
-export type { BlobSpec, PushedArtifact } from "./artifact.js";
+export type { BlobSpec, PulledHead, PushedArtifact } from "./artifact.js";
 export { pushArtifact } from "./artifact.js";
 export * from "./client.js";
 export * from "./compose-component.js";

@@ -35,6 +35,11 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** layersOf returns a parsed manifest's layers array, or none when the manifest has no such array. */
+export function layersOf(manifest: unknown): unknown[] {
+  return isRecord(manifest) && Array.isArray(manifest.layers) ? manifest.layers : [];
+}
+
 /** stringMap returns an annotations object's string members (anything else is ignored). */
 export function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};

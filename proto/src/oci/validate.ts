@@ -145,20 +145,28 @@ export function validatePackageManifest(
     checkEmptyConfig(m.config, problems);
     checkPackageLayers(layers, problems);
   }
-  if (
-    opts.tag !== undefined &&
-    opts.version !== undefined &&
-    !tagMatchesVersion(opts.tag, opts.version)
-  ) {
-    problems.push(
-      problem(
-        "oci.tag-version-mismatch",
-        "",
-        `package tag ${JSON.stringify(opts.tag)} differs from metadata.version ${JSON.stringify(opts.version)} (expected tag ${JSON.stringify(versionToTag(opts.version))})`,
-      ),
-    );
-  }
+  checkTagIsVersion(
+    opts.tag,
+    opts.version,
+    problems,
+    (tag, version) =>
+      `package tag ${JSON.stringify(tag)} differs from metadata.version ${JSON.stringify(version)} (expected tag ${JSON.stringify(versionToTag(version))})`,
+  );
   return problems;
+}
+
+/**
+ * checkTagIsVersion reports a tag that is not the version's tag form (`+` written `_`), the rule all
+ * three layouts share; it stays silent when either is unknown (a pull by digest has no tag).
+ */
+function checkTagIsVersion(
+  tag: string | undefined,
+  version: string | undefined,
+  problems: Problem[],
+  message: (tag: string, version: string) => string,
+): void {
+  if (tag === undefined || version === undefined || tagMatchesVersion(tag, version)) return;
+  problems.push(problem("oci.tag-version-mismatch", "", message(tag, version)));
 }
 
 function checkEmptyConfig(config: unknown, problems: Problem[]): void {
@@ -388,19 +396,13 @@ export function validateComponentManifest(
       );
     }
   }
-  if (
-    opts.tag !== undefined &&
-    opts.revision !== undefined &&
-    opts.tag !== versionToTag(opts.revision)
-  ) {
-    problems.push(
-      problem(
-        "oci.tag-version-mismatch",
-        "",
-        `component pulled by tag ${JSON.stringify(opts.tag)} but the description's revision is ${JSON.stringify(opts.revision)}`,
-      ),
-    );
-  }
+  checkTagIsVersion(
+    opts.tag,
+    opts.revision,
+    problems,
+    (tag, revision) =>
+      `component pulled by tag ${JSON.stringify(tag)} but the description's revision is ${JSON.stringify(revision)}`,
+  );
   return problems;
 }
 
@@ -436,18 +438,12 @@ export function validateHelmChartManifest(
       ),
     );
   }
-  if (
-    opts.tag !== undefined &&
-    opts.version !== undefined &&
-    !tagMatchesVersion(opts.tag, opts.version)
-  ) {
-    problems.push(
-      problem(
-        "oci.tag-version-mismatch",
-        "",
-        `chart tag ${JSON.stringify(opts.tag)} differs from the chart version ${JSON.stringify(opts.version)}`,
-      ),
-    );
-  }
+  checkTagIsVersion(
+    opts.tag,
+    opts.version,
+    problems,
+    (tag, version) =>
+      `chart tag ${JSON.stringify(tag)} differs from the chart version ${JSON.stringify(version)}`,
+  );
   return problems;
 }
