@@ -173,6 +173,11 @@ async function checkComponents(
   }
 }
 
+/** refused is the result for a package whose description cannot be read: that one problem. */
+function refused(rule: string, at: string, message: string): PackageDirResult {
+  return { problems: [problem(rule, at, message)] };
+}
+
 function missingSource(name: string): Problem {
   return problem(
     "package.component-source-missing",
@@ -197,52 +202,36 @@ export async function validatePackageDir(
   try {
     names = await readdir(root);
   } catch (err) {
-    return {
-      problems: [
-        problem(
-          "package.missing-description",
-          "margo.yaml",
-          `cannot read package directory ${dir}: ${(err as Error).message}`,
-        ),
-      ],
-    };
+    return refused(
+      "package.missing-description",
+      "margo.yaml",
+      `cannot read package directory ${dir}: ${(err as Error).message}`,
+    );
   }
   const candidates = names.filter((n) => DESCRIPTION_NAME.test(n)).sort();
   if (candidates.length > 1)
-    return {
-      problems: [
-        problem(
-          "package.single-description",
-          candidates.join(","),
-          `found ${candidates.join(" and ")}; a package holds exactly one description, margo.yaml`,
-        ),
-      ],
-    };
+    return refused(
+      "package.single-description",
+      candidates.join(","),
+      `found ${candidates.join(" and ")}; a package holds exactly one description, margo.yaml`,
+    );
   if (candidates[0] !== "margo.yaml")
-    return {
-      problems: [
-        problem(
-          "package.missing-description",
-          "margo.yaml",
-          candidates[0]
-            ? `found ${candidates[0]}; the description file must be named margo.yaml`
-            : "the package root has no margo.yaml",
-        ),
-      ],
-    };
+    return refused(
+      "package.missing-description",
+      "margo.yaml",
+      candidates[0]
+        ? `found ${candidates[0]}; the description file must be named margo.yaml`
+        : "the package root has no margo.yaml",
+    );
   let descriptionText: string;
   try {
     descriptionText = await readFile(join(root, "margo.yaml"), "utf8");
   } catch (err) {
-    return {
-      problems: [
-        problem(
-          "package.missing-description",
-          "margo.yaml",
-          `margo.yaml is not a readable file: ${(err as Error).message}`,
-        ),
-      ],
-    };
+    return refused(
+      "package.missing-description",
+      "margo.yaml",
+      `margo.yaml is not a readable file: ${(err as Error).message}`,
+    );
   }
   const described = validateDescription(descriptionText);
   const problems = within("margo.yaml#", described.problems);

@@ -12,7 +12,7 @@ import type {
   Selector,
 } from "../../gen/margo/model/v1/device_constraints.js";
 import { SelectorOperator } from "../../gen/margo/model/v1/device_constraints.js";
-import { enumMap } from "../../wire/enum-map.js";
+import { APP_ARCHITECTURES, SELECTOR_OPERATORS } from "../../wire/profile-parts.js";
 import type { SchemaRule } from "./parameter-value.js";
 import { EXTENSION_KEY } from "./shape.js";
 import type {
@@ -32,9 +32,6 @@ import type {
  * total on documents validateDescription accepted.
  */
 
-const operators = enumMap<SelectorOperator>(SelectorOperator, "SELECTOR_OPERATOR_", "pascal");
-const architectures = enumMap<CpuArchitecture>(CpuArchitecture, "CPU_ARCHITECTURE_", "lower");
-
 type Extensible = Record<string, unknown>;
 
 function extensionsOf(o: object): Record<string, Record<string, unknown>> {
@@ -52,7 +49,8 @@ function selectorToModel(s: SelectorDoc | undefined): Selector | undefined {
 function matchToModel(m: MatchExpressionDoc): MatchExpression {
   const out: MatchExpression = {
     key: m.key,
-    operator: operators.fromWire(m.operator) ?? SelectorOperator.SELECTOR_OPERATOR_UNSPECIFIED,
+    operator:
+      SELECTOR_OPERATORS.fromWire(m.operator) ?? SelectorOperator.SELECTOR_OPERATOR_UNSPECIFIED,
   };
   if (m.values !== undefined) out.values = Array.isArray(m.values) ? [...m.values] : [m.values];
   const item = selectorToModel(m.itemSelector);
@@ -78,7 +76,7 @@ function constraintsToModel(dc: DeviceConstraintsDoc): DeviceConstraints {
         cpu: {
           cores: cap.cpu.cores,
           architectures: (cap.cpu.architectures ?? []).map(
-            (a) => architectures.fromWire(a) ?? CpuArchitecture.CPU_ARCHITECTURE_UNSPECIFIED,
+            (a) => APP_ARCHITECTURES.fromWire(a) ?? CpuArchitecture.CPU_ARCHITECTURE_UNSPECIFIED,
           ),
         },
       }),
@@ -184,7 +182,7 @@ function selectorToDoc(s: Selector): SelectorDoc {
     matchExpressions: s.matchExpressions.map((m) => {
       const out: MatchExpressionDoc = {
         key: m.key,
-        operator: operators.toWire(m.operator) ?? "",
+        operator: SELECTOR_OPERATORS.toWire(m.operator) ?? "",
       };
       if (m.values !== undefined) out.values = m.values as ParameterValue;
       if (m.itemSelector) out.itemSelector = selectorToDoc(m.itemSelector);
@@ -202,7 +200,7 @@ function constraintsToDoc(dc: DeviceConstraints): DeviceConstraintsDoc {
         cpu: {
           cores: cap.cpu.cores,
           ...(cap.cpu.architectures.length > 0 && {
-            architectures: cap.cpu.architectures.map((a) => architectures.toWire(a) ?? ""),
+            architectures: cap.cpu.architectures.map((a) => APP_ARCHITECTURES.toWire(a) ?? ""),
           }),
         },
       }),
