@@ -38,4 +38,6 @@ step "generated code is current" bash scripts/check-generated.sh
 echo "== tests (vitest)"
 rm -f .vitest-results.json
 npx vitest run --reporter=default --reporter=json --outputFile.json=.vitest-results.json
-node scripts/summarize-tests.mjs .vitest-results.json "$static_passed" "$static_failed" "$(($(date +%s) - started))"
+vitest_exit=$?
+node scripts/summarize-tests.mjs .vitest-results.json "$static_passed" "$static_failed" \
+  "$(($(date +%s) - started))" "$vitest_exit"
