@@ -107,6 +107,70 @@ describe("validateHelmChart", () => {
     expect(await errorRules({ ...good(), "templates/crd.yaml": crd })).toEqual(["chart.crd"]);
   });
 
+  it.each([
+    ["flow-map annotations", 'metadata:\n  annotations: {"helm.sh/hook": post-install}\n'],
+    [
+      "single-quoted key in a flow map",
+      "metadata: {name: x, annotations: {'helm.sh/hook': test}}\n",
+    ],
+    [
+      "JSON form",
+      '{"kind": "Job", "metadata": {"annotations": {"helm.sh/hook": "pre-install"}}}\n',
+    ],
+    ["templated value", "metadata:\n  annotations:\n    helm.sh/hook: {{ .Values.when }}\n"],
+    ["merge key", "x: &a {helm.sh/hook: pre-install}\nmetadata:\n  annotations:\n    <<: *a\n"],
+    ["a List item", "kind: List\nitems:\n  - metadata: {annotations: {helm.sh/hook: test}}\n"],
+    [
+      "a key printed by an action",
+      'metadata:\n  annotations:\n    {{ "helm.sh/hook" }}: pre-install\n',
+    ],
+    [
+      "a document that does not parse",
+      "metadata:\n  annotations: {{{ .x }}\n    helm.sh/hook: pre-install\n  : [\n",
+    ],
+  ])("rejects a hook spelled as %s", async (_what, text) => {
+    const r = await validateHelmChart(await chartDir({ ...good(), "templates/h.yaml": text }));
+    expect(r.problems.map((p) => [p.rule, p.pointer])).toEqual([
+      ["chart.hook", "chart:templates/h.yaml"],
+    ]);
+  });
+
+  it.each([
+    [
+      "a trailing comment",
+      "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition # a CRD\n",
+    ],
+    ["JSON form", '{"kind": "CustomResourceDefinition", "metadata": {"name": "x"}}\n'],
+    ["a quoted key", "\"kind\": 'CustomResourceDefinition'\n"],
+  ])("rejects a CRD template with %s", async (_what, text) => {
+    expect(await errorRules({ ...good(), "templates/c.yaml": text })).toEqual(["chart.crd"]);
+  });
+
+  it("reports hook and CRD of a JSON-form template, naming the document", async () => {
+    const text =
+      'kind: ConfigMap\n---\n{"kind": "CustomResourceDefinition", "metadata": {"annotations": {"helm.sh/hook": "pre-install"}}}\n';
+    const r = await validateHelmChart(await chartDir({ ...good(), "templates/j.yaml": text }));
+    expect(r.problems.map((p) => p.rule).sort()).toEqual(["chart.crd", "chart.hook"]);
+    for (const p of r.problems) expect(p.message).toContain("document 2, line 3");
+  });
+
+  it("does not count hook-like text that is not a hook", async () => {
+    const text = `kind: ConfigMap
+metadata:
+  annotations:
+    helm.sh/hook-weight: "1"
+    note: "helm.sh/hook: pre-install"
+data:
+  crd.txt: |
+    kind: CustomResourceDefinition
+    helm.sh/hook: test
+  {{- if .Values.x }}
+  x: {{ .Values.x | quote }}
+  {{- end }}
+`;
+    expect(await errorRules({ ...good(), "templates/cm.yaml": text })).toEqual([]);
+  });
+
   it("checks name and version against the component", async () => {
     expect(await errorRules(good(), { componentName: "other" })).toEqual(["chart.name-mismatch"]);
     expect(await errorRules(good(), { revision: "1.2.4" })).toEqual(["chart.version-mismatch"]);

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type Problem, problem } from "../../problem.js";
 import { readTarGz } from "../archive/index.js";
+import { findHooksAndCrds } from "./template-manifests.js";
 
 /** What validateHelmChart learned about the chart; name/version are absent if Chart.yaml is bad. */
 export interface HelmChartResult {
@@ -75,9 +76,6 @@ function actionsOf(template: string): string[] {
 
 /** `lookup` called as a function: at the start of an action, after "(", "|" or whitespace. */
 const LOOKUP_CALL = /(?:^|[\s(|=])lookup(?=\s|\)|$)/;
-/** The hook annotation itself; helm.sh/hook-weight and -delete-policy only modify a hook. */
-const HOOK_ANNOTATION = /^\s*["']?helm\.sh\/hook["']?\s*:/m;
-const CRD_KIND = /^\s*kind:\s*["']?CustomResourceDefinition["']?\s*$/m;
 
 function lineOf(text: string, index: number): number {
   return text.slice(0, index).split("\n").length;
@@ -97,26 +95,30 @@ function checkTemplates(files: ChartFiles, at: (p: string) => string, out: Probl
         ),
       );
     }
-    const hook = HOOK_ANNOTATION.exec(text);
-    if (hook)
+    for (const f of findHooksAndCrds(text)) {
+      const where = `document ${f.document}, line ${f.line}${VIA[f.via]}`;
       out.push(
-        problem(
-          "chart.hook",
-          at(path),
-          `template declares a Helm hook (helm.sh/hook, line ${lineOf(text, hook.index)}): hooks do not run when a device renders and applies`,
-        ),
+        f.kind === "hook"
+          ? problem(
+              "chart.hook",
+              at(path),
+              `template declares a Helm hook (helm.sh/hook, ${where}): hooks do not run when a device renders and applies`,
+            )
+          : problem(
+              "chart.crd",
+              at(path),
+              `template defines a CustomResourceDefinition (${where}): CRDs must not be managed through the chart`,
+            ),
       );
-    const crd = CRD_KIND.exec(text);
-    if (crd)
-      out.push(
-        problem(
-          "chart.crd",
-          at(path),
-          `template defines a CustomResourceDefinition (line ${lineOf(text, crd.index)}): CRDs must not be managed through the chart`,
-        ),
-      );
+    }
   }
 }
+
+const VIA = {
+  parsed: "",
+  text: "; the document does not parse, so it was matched as text",
+  action: "; printed by a template action",
+} as const;
 
 async function checkChart(
   files: ChartFiles,
