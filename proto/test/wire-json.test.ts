@@ -110,7 +110,9 @@ describe("YAML text", () => {
 
   it("reports duplicate keys, unknown tags, several documents, NaN and alias bombs", () => {
     expect(parseYaml("a: 1\na: 2\n").problems[0]?.rule).toBe("wire.syntax");
-    expect(parseYaml("a: !custom 1\n").problems[0]?.rule).toBe("wire.syntax");
+    expect(parseYaml("a: !custom 1\n").problems).toEqual([
+      expect.objectContaining({ rule: "wire.yaml-type", pointer: "/a" }),
+    ]);
     expect(parseYaml("a: 1\n---\nb: 2\n").problems[0]?.rule).toBe("wire.syntax");
     expect(parseYaml("a: .nan\n").problems).toEqual([
       expect.objectContaining({ rule: "wire.number-range", pointer: "/a" }),
@@ -123,6 +125,70 @@ describe("YAML text", () => {
           .join(", ")}]`,
       );
     expect(parseYaml(bomb.join("\n")).problems[0]?.rule).toBe("wire.syntax");
+  });
+
+  it("refuses YAML types with no JSON equivalent at their pointer instead of reading {}", () => {
+    // Before: !!binary read as {"0":104,...}, a timestamp / !!set / !!omap as {}, no problem.
+    const cases: Array<[string, string]> = [
+      ["a: !!binary aGVsbG8=\n", "/a"],
+      ["a: !!timestamp 2001-12-14\n", "/a"],
+      ["a:\n  b: !!set {x, y}\n", "/a/b"],
+      ["a: [1, !!omap [{k: 1}]]\n", "/a/1"],
+      ["a: !!pairs [{k: 1}]\n", "/a"],
+      ["!!binary aGk= : 1\n", "/aGk="],
+      ["a: !local {b: 1}\n", "/a"],
+    ];
+    for (const [text, at] of cases) {
+      const parsed = parseYaml(text);
+      expect(parsed.value, text).toBeUndefined();
+      expect(parsed.problems, text).toEqual([
+        expect.objectContaining({ rule: "wire.yaml-type", pointer: at, severity: "error" }),
+      ]);
+    }
+    expect(parseYaml("? [a, b]\n: 1\n").problems).toEqual([
+      expect.objectContaining({ rule: "wire.yaml-type", pointer: "" }),
+    ]);
+  });
+
+  it("reports every non-JSON node, not just the first", () => {
+    const parsed = parseYaml("a: !!binary aGk=\nb: ok\nc: [!!timestamp 2001-12-14]\n");
+    expect(parsed.problems.map((p) => [p.rule, p.pointer])).toEqual([
+      ["wire.yaml-type", "/a"],
+      ["wire.yaml-type", "/c/0"],
+    ]);
+  });
+
+  it("reads the YAML 1.2 core tags !!float !!int !!str !!bool !!null !!map !!seq", () => {
+    // Before: "!!float 1" was an "Unresolved tag" syntax problem; the core float pattern
+    // includes integer spellings (YAML 1.2.2 section 10.3.2).
+    const parsed = parseYaml(
+      "a: !!float 1\nb: !!int 3\nc: !!str 3\nd: !!bool true\ne: !!null ''\n" +
+        "f: !!map {g: !!float -1.5e3}\nh: !!seq [!!float .5]\ni: ! 12\n",
+    );
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.value).toEqual({
+      a: 1,
+      b: 3,
+      c: "3",
+      d: true,
+      e: null,
+      f: { g: -1500 },
+      h: [0.5],
+      i: "12",
+    });
+    expect(parseYaml("a: !!float .inf\n").problems).toEqual([
+      expect.objectContaining({ rule: "wire.number-range", pointer: "/a" }),
+    ]);
+  });
+
+  it("reports a core-tagged value that does not fit its tag at its pointer", () => {
+    const parsed = parseYaml("a: !!int abc\nb: !!float x\nc: !!bool yes\nd: !!str {e: 1}\n");
+    expect(parsed.problems.map((p) => [p.rule, p.pointer])).toEqual([
+      ["wire.yaml-type", "/a"],
+      ["wire.yaml-type", "/b"],
+      ["wire.yaml-type", "/c"],
+      ["wire.yaml-type", "/d"],
+    ]);
   });
 
   it("caps syntax problems for badly broken input and survives deep nesting", () => {

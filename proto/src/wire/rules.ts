@@ -25,6 +25,12 @@ export const WIRE_RULES: readonly WireRule[] = [
     source: "implementation limit",
   },
   {
+    id: "wire.yaml-type",
+    description:
+      "YAML node outside the JSON-compatible core schema (!!binary, !!timestamp, !!set, !!omap, !!pairs, local tags, collection keys) or a tagged value that does not fit its tag",
+    source: "YAML 1.2.2 section 10.3 (core schema); bodies are JSON-equivalent (RFC 8259)",
+  },
+  {
     id: "wire.number-range",
     description: "number is NaN or infinite",
     source: "RFC 8259 section 6",

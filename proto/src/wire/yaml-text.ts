@@ -1,5 +1,15 @@
-import { parseDocument, stringify } from "yaml";
-import { problem } from "../problem.js";
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  type Node,
+  parseDocument,
+  type ScalarTag,
+  stringify,
+} from "yaml";
+import { type Problem, pointer, problem } from "../problem.js";
 import {
   checkTree,
   isJsonObject,
@@ -17,11 +27,51 @@ const MAX_ALIASES = 50;
 /** A broken file can yield one error per line; the first few locate the damage. */
 const MAX_SYNTAX_PROBLEMS = 10;
 
+/** The YAML 1.2 core schema's tags; every other tag has no JSON equivalent. */
+const CORE = "tag:yaml.org,2002:";
+
+/** Which JSON kinds each core tag may produce ("!" is the non-specific tag: plain str/map/seq). */
+const CORE_TAG_KINDS: Readonly<Record<string, readonly string[]>> = {
+  "!": ["string", "map", "seq"],
+  [`${CORE}map`]: ["map"],
+  [`${CORE}seq`]: ["seq"],
+  [`${CORE}str`]: ["string"],
+  [`${CORE}int`]: ["integer"],
+  [`${CORE}float`]: ["integer", "float"],
+  [`${CORE}bool`]: ["boolean"],
+  [`${CORE}null`]: ["null"],
+};
+
+/**
+ * EXPLICIT_FLOAT resolves `!!float <text>` the way YAML 1.2.2 section 10.3.2 reads it: the core
+ * float pattern includes integer spellings ("!!float 1" is 1.0), which the yaml library's
+ * implicit-resolution tests leave out, so without this tag such documents fail as "Unresolved
+ * tag". It is never used for untagged scalars (default: false).
+ */
+const EXPLICIT_FLOAT: ScalarTag = {
+  tag: `${CORE}float`,
+  default: false,
+  identify: () => false,
+  // A text that is no float stays a string; nodeProblems then reports it at its pointer.
+  resolve(text) {
+    if (/^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(text)) {
+      return Number.parseFloat(text);
+    }
+    if (/^[-+]?\.(?:inf|Inf|INF)$/.test(text)) {
+      return text.startsWith("-") ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+    }
+    if (/^\.(?:nan|NaN|NAN)$/.test(text)) return Number.NaN;
+    return text;
+  },
+};
+
 /**
  * parseYaml reads one YAML 1.2 document (core schema, so only JSON-compatible scalars) into a
  * JsonValue. Integers are read as bigint and narrowed to number when exact, so a uint64 or a
- * large parameter value survives. Never throws: syntax errors, duplicate keys, unknown tags,
- * several documents and alias bombs come back as wire.syntax problems.
+ * large parameter value survives. Never throws: syntax errors, duplicate keys, several
+ * documents and alias bombs come back as wire.syntax problems; nodes with no JSON equivalent
+ * (!!binary, !!timestamp, !!set, !!omap, !!pairs, local tags, collection keys) and tagged
+ * values that do not fit their tag come back as wire.yaml-type at their pointer.
  */
 export function parseYaml(input: Uint8Array | string): Parsed {
   const { text, problems } = textOf(input);
@@ -39,8 +89,12 @@ export function parseYaml(input: Uint8Array | string): Parsed {
       uniqueKeys: true,
       prettyErrors: true,
       strict: true,
+      customTags: [EXPLICIT_FLOAT],
     });
-    const issues = [...doc.errors, ...doc.warnings].map((e) => e.message.split("\n")[0] ?? "");
+    // "Unresolved tag" is reported by nodeProblems below, with the node's pointer.
+    const issues = [...doc.errors, ...doc.warnings]
+      .map((e) => e.message.split("\n")[0] ?? "")
+      .filter((m) => !m.startsWith("Unresolved tag"));
     if (issues.some((m) => m.includes("call stack"))) {
       return { problems: [problem("wire.depth", "", "YAML nesting too deep to read")] };
     }
@@ -59,10 +113,14 @@ export function parseYaml(input: Uint8Array | string): Parsed {
       }
       return { problems: shown };
     }
+    const typeProblems = nodeProblems(doc.contents);
+    if (typeProblems.length > 0) return { problems: typeProblems };
     const raw: unknown = doc.toJS({ maxAliasCount: MAX_ALIASES });
     const treeProblems = checkTree(raw);
     if (treeProblems.length > 0) return { problems: treeProblems };
-    return { value: toJsonValue(raw), problems: [] };
+    const converted: Problem[] = [];
+    const value = toJsonValue(raw, "", converted);
+    return converted.length > 0 ? { problems: converted } : { value, problems: [] };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const rule = e instanceof RangeError ? "wire.depth" : "wire.syntax";
@@ -141,17 +199,129 @@ export function yamlNestingBound(text: string): number {
 /** Characters after which a quoted scalar may begin. */
 const SCALAR_START = ":-[{,?";
 
-/** toJsonValue narrows the YAML library's output to JsonValue (bigints made exact numbers). */
-function toJsonValue(value: unknown): JsonValue {
+/** kindOfScalar names what a resolved scalar is, in CORE_TAG_KINDS' terms. */
+function kindOfScalar(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "bigint") return "integer";
+  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "float";
+  if (typeof value === "string" || typeof value === "boolean") return typeof value;
+  return value instanceof Uint8Array ? "binary" : value instanceof Date ? "timestamp" : "object";
+}
+
+/** shortTag writes the library's full tag names the way documents spell them (!!binary). */
+function shortTag(tag: string): string {
+  return tag.startsWith(CORE) ? `!!${tag.slice(CORE.length)}` : tag;
+}
+
+/**
+ * nodeProblems walks the parsed YAML nodes (iteratively; aliases are not followed, their
+ * anchors are checked where they stand) and reports every node the JSON data model cannot
+ * hold. Without it the library's toJS would turn !!binary into a byte array that reads as
+ * {"0":104,...}, a timestamp into a Date that reads as {}, and !!set / !!omap into Set / Map
+ * objects that read as {} -- wrong values with no problem at all.
+ */
+function nodeProblems(root: unknown): Problem[] {
+  const problems: Problem[] = [];
+  const stack: Array<{ node: unknown; at: string }> = [{ node: root, at: "" }];
+  while (stack.length > 0) {
+    const top = stack.pop();
+    if (top === undefined) break;
+    const { node, at } = top;
+    if (node === null || node === undefined || isAlias(node)) continue;
+    const tag = (node as Node).tag;
+    const kind = isMap(node)
+      ? "map"
+      : isSeq(node)
+        ? "seq"
+        : isScalar(node)
+          ? kindOfScalar(node.value)
+          : "unknown";
+    const allowed = tag === undefined ? undefined : CORE_TAG_KINDS[tag];
+    if (tag !== undefined && allowed === undefined) {
+      problems.push(
+        problem(
+          "wire.yaml-type",
+          at,
+          `YAML tag ${shortTag(tag)} has no JSON equivalent (only the YAML 1.2 core schema is read)`,
+        ),
+      );
+      continue;
+    }
+    if (allowed !== undefined && !allowed.includes(kind)) {
+      const name = shortTag(tag ?? "");
+      const message = isScalar(node)
+        ? `${name} ${JSON.stringify(String(node.source ?? node.value))} is not a valid ${name} value`
+        : `${name} cannot tag a ${kind === "map" ? "mapping" : "sequence"}`;
+      problems.push(problem("wire.yaml-type", at, message));
+      continue;
+    }
+    if (!["map", "seq", "string", "integer", "float", "boolean", "null"].includes(kind)) {
+      problems.push(problem("wire.yaml-type", at, `YAML ${kind} value has no JSON equivalent`));
+      continue;
+    }
+    // Children are pushed last-first so problems come out in document order.
+    const next: Array<{ node: unknown; at: string }> = [];
+    if (isSeq(node)) {
+      node.items.forEach((item, i) => {
+        next.push({ node: item, at: at + pointer(i) });
+      });
+    } else if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = pair.key;
+        if (isMap(key) || isSeq(key)) {
+          problems.push(
+            problem("wire.yaml-type", at, "a mapping key is a collection; JSON keys are strings"),
+          );
+          continue;
+        }
+        // Keys with no JSON form (a !!binary key) are named by their source text.
+        const name = isScalar(key)
+          ? typeof key.value === "object" && key.value !== null
+            ? String(key.source)
+            : String(key.value ?? "")
+          : isAlias(key)
+            ? key.source
+            : "";
+        const keyAt = at + pointer(name);
+        // The key is checked like a value (its tag, e.g. !!binary), then its value.
+        next.push({ node: key, at: keyAt }, { node: pair.value, at: keyAt });
+      }
+    }
+    for (let i = next.length - 1; i >= 0; i--) {
+      const item = next[i];
+      if (item) stack.push(item);
+    }
+  }
+  return problems;
+}
+
+/**
+ * toJsonValue narrows the YAML library's output to JsonValue (bigints made exact numbers). It
+ * refuses, at its pointer, anything that is not a plain object, array or JSON scalar, so a
+ * library type nodeProblems missed can never pass as an empty object.
+ */
+function toJsonValue(value: unknown, at: string, problems: Problem[]): JsonValue {
   if (typeof value === "bigint") return normalizeInteger(value);
-  if (Array.isArray(value)) return value.map(toJsonValue);
+  if (Array.isArray(value)) return value.map((v, i) => toJsonValue(v, at + pointer(i), problems));
   if (isJsonObject(value)) {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      problems.push(problem("wire.yaml-type", at, "YAML value has no JSON equivalent"));
+      return null;
+    }
     const out: JsonObject = {};
-    for (const [k, v] of Object.entries(value)) setOwn(out, k, toJsonValue(v));
+    for (const [k, v] of Object.entries(value)) {
+      setOwn(out, k, toJsonValue(v, at + pointer(k), problems));
+    }
     return out;
   }
-  if (value === undefined) return null;
-  return value as JsonValue;
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+    return value;
+  }
+  problems.push(problem("wire.yaml-type", at, `YAML ${typeof value} has no JSON equivalent`));
+  return null;
 }
 
 /**
