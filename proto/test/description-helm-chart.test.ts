@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { writeTarGz } from "../src/package/archive/index.js";
+import { ARCHIVE_RULES, type TarEntrySpec, writeTarGz } from "../src/package/archive/index.js";
 import { CHART_RULES, validateHelmChart } from "../src/package/chart/index.js";
 
 const CHART_YAML = 'apiVersion: v2\nname: hello\nversion: 1.2.3\nappVersion: "1.0"\n';
@@ -205,6 +205,35 @@ data:
     const corrupt = await validateHelmChart(new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3]));
     expect(corrupt.problems.map((p) => p.rule)).toContain("archive.corrupt");
     expect(corrupt.problems.map((p) => p.rule)).toContain("chart.missing-chart-yaml");
+  });
+
+  it("reports chart archive entries a safe reader must refuse, and scans what links point at", async () => {
+    const hook = "metadata:\n  annotations:\n    helm.sh/hook: pre-install\n";
+    const entries: TarEntrySpec[] = [
+      ...Object.entries(good()).map(([path, content]) => ({ path: `hello/${path}`, content })),
+      { path: "hello/../evil.yaml", content: hook },
+      { path: "/hello/templates/abs.yaml", content: hook },
+      { path: "hello/templates/out.yaml", type: "symlink", linkTarget: "../../../etc/passwd" },
+      { path: "hello/templates/hard.yaml", type: "hardlink", linkTarget: "other/x.yaml" },
+      { path: "hello/templates/fifo", type: "fifo" },
+      { path: "hello/files/hidden.txt", content: hook },
+      { path: "hello/templates/alias.yaml", type: "symlink", linkTarget: "../files/hidden.txt" },
+    ];
+    const r = await validateHelmChart(await writeTarGz(entries), { componentName: "hello" });
+    expect(r.problems.map((p) => [p.rule, p.pointer]).sort()).toEqual(
+      [
+        ["archive.path-traversal", "chart.tgz:hello/../evil.yaml"],
+        ["archive.absolute-path", "chart.tgz:/hello/templates/abs.yaml"],
+        ["archive.link-escape", "chart.tgz:hello/templates/out.yaml"],
+        ["archive.link-escape", "chart.tgz:hello/templates/hard.yaml"],
+        ["archive.special-file", "chart.tgz:hello/templates/fifo"],
+        ["chart.hook", "chart.tgz:templates/alias.yaml"],
+      ].sort(),
+    );
+    for (const p of r.problems)
+      expect(ARCHIVE_RULES.map((a) => a.id)).toContain(
+        p.rule.startsWith("archive.") ? p.rule : "archive.corrupt",
+      );
   });
 
   it("has a text for every rule", () => {

@@ -2,7 +2,8 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type Problem, problem } from "../../problem.js";
-import { readTarGz } from "../archive/index.js";
+import { resolveInside, splitArchivePath } from "../archive/archive-paths.js";
+import { readTarGz, type TarEntry } from "../archive/index.js";
 import { findHooksAndCrds } from "./template-manifests.js";
 
 /** What validateHelmChart learned about the chart; name/version are absent if Chart.yaml is bad. */
@@ -41,24 +42,71 @@ async function readChartDir(dir: string): Promise<ChartFiles> {
   return files;
 }
 
-/** Helm packs a chart under one top directory named after it; strip that directory. */
+/**
+ * Reads a packaged chart, stripping the one top directory Helm packs it under. Nothing is
+ * dropped silently: entries a safe reader must refuse are reported with the archive rules
+ * (the archive module's own path and link resolution, so chart and Compose Archive agree on
+ * what "inside" means), special files are reported by readTarGz itself, and links that stay
+ * inside the chart are scanned as their target's content, so a template cannot hide behind one.
+ */
 async function readChartTgz(
   bytes: Uint8Array,
   label: string,
 ): Promise<{ files: ChartFiles; problems: Problem[] }> {
-  const { entries, problems } = await readTarGz(bytes);
-  const files: ChartFiles = new Map();
-  for (const e of entries) {
-    if (e.type !== "file" || !e.content) continue;
-    const parts = e.path.replace(/^\.\//, "").split("/");
-    if (parts.length < 2 || parts.includes("..")) continue;
-    files.set(parts.slice(1).join("/"), e.content);
+  const read = await readTarGz(bytes);
+  const problems = read.problems.map((p) => ({
+    ...p,
+    pointer: p.pointer.replace(/^archive:/, `${label}:`),
+  }));
+  const content = new Map<string, Uint8Array>();
+  const symlinks = new Map<string, string>();
+  const links: { entry: TarEntry; segments: string[] }[] = [];
+  for (const entry of read.entries) {
+    const at = `${label}:${entry.path}`;
+    const split = splitArchivePath(entry.path);
+    if (split.nul) problems.push(problem("archive.corrupt", at, "path contains a NUL byte"));
+    else if (split.absolute)
+      problems.push(problem("archive.absolute-path", at, "chart entry path is absolute"));
+    else if (split.traversal)
+      problems.push(problem("archive.path-traversal", at, "chart entry path contains '..'"));
+    else if (entry.type === "file") content.set(split.segments.join("/"), entry.content ?? EMPTY);
+    else if (entry.type === "symlink" || entry.type === "hardlink") {
+      if (entry.type === "symlink") symlinks.set(split.segments.join("/"), entry.linkTarget ?? "");
+      links.push({ entry, segments: split.segments });
+    }
   }
-  return {
-    files,
-    problems: problems.map((p) => ({ ...p, pointer: p.pointer.replace(/^archive:/, `${label}:`) })),
-  };
+  for (const { entry, segments } of links) {
+    const target = entry.linkTarget ?? "";
+    let resolved: string[] | undefined;
+    if (entry.type === "symlink") {
+      resolved = target === "" ? undefined : resolveInside(segments.slice(0, -1), target, symlinks);
+    } else {
+      const t = splitArchivePath(target);
+      const inside = !t.absolute && !t.traversal && !t.nul && t.segments[0] === segments[0];
+      resolved = inside ? t.segments : undefined;
+    }
+    if (resolved === undefined) {
+      problems.push(
+        problem(
+          "archive.link-escape",
+          `${label}:${entry.path}`,
+          `${entry.type} target "${target}" resolves outside the chart's top directory`,
+        ),
+      );
+      continue;
+    }
+    const body = content.get(resolved.join("/"));
+    if (body) content.set(segments.join("/"), body);
+  }
+  const files: ChartFiles = new Map();
+  for (const [key, body] of content) {
+    const parts = key.split("/");
+    if (parts.length >= 2) files.set(parts.slice(1).join("/"), body);
+  }
+  return { files, problems };
 }
+
+const EMPTY = new Uint8Array();
 
 const decoder = new TextDecoder();
 
