@@ -1,6 +1,6 @@
 import { type Problem, pointer, problem } from "../problem.js";
 import type { OciClient, PulledManifest } from "./client.js";
-import { DigestMismatchError, isDigest } from "./digest.js";
+import { DigestMismatchError, InvalidDigestError, isDigest, parseDigest } from "./digest.js";
 import { OciError } from "./errors.js";
 import { encodeManifest, isRecord, type OciImageManifest } from "./manifest.js";
 import { OCI_IMAGE_MANIFEST, type OciDescriptor } from "./media-types.js";
@@ -92,8 +92,9 @@ export interface PulledHead {
 }
 
 /**
- * pullHead pulls a manifest and turns a digest failure into an `oci.digest-mismatch` problem
- * instead of an exception (`pulled` is then undefined), so a pull reports it alongside the layout
+ * pullHead pulls a manifest and turns a digest failure into a problem instead of an exception
+ * (`oci.digest-mismatch` for wrong bytes, `oci.digest-invalid` for a digest the registry announces
+ * that cannot be verified; `pulled` is then undefined), so a pull reports it alongside the layout
  * problems; `head` seeds the pull result, so the three layouts start theirs alike.
  */
 export async function pullHead(
@@ -106,15 +107,22 @@ export async function pullHead(
   try {
     pulled = await client.getManifest(repository, reference);
   } catch (e) {
-    if (!(e instanceof DigestMismatchError)) throw e;
-    problems.push(problem("oci.digest-mismatch", "", e.message));
+    if (e instanceof DigestMismatchError)
+      problems.push(problem("oci.digest-mismatch", "", e.message));
+    else if (e instanceof InvalidDigestError)
+      problems.push(problem("oci.digest-invalid", "", e.message));
+    else throw e;
   }
   return { pulled, head: { manifestDigest: pulled?.digest, manifest: pulled?.manifest, problems } };
 }
 
 /**
  * pullDescriptor fetches the blob a descriptor names, verifying digest and size; a failure becomes
- * an `oci.digest-mismatch` problem at the descriptor's pointer and the result is undefined.
+ * an `oci.digest-mismatch` problem at the descriptor's pointer and the result is undefined. A
+ * descriptor whose own digest is malformed is not requested at all and adds no problem here: every
+ * caller runs the layout validator, which reports it as `oci.digest-invalid` at the same pointer,
+ * and reporting it twice would only be noise. A malformed digest the registry announces for the
+ * blob (Docker-Content-Digest) is reported here, as nothing else sees it.
  */
 export async function pullDescriptor(
   client: OciClient,
@@ -124,6 +132,11 @@ export async function pullDescriptor(
   problems: Problem[],
 ): Promise<Uint8Array | undefined> {
   if (!isRecord(descriptor) || typeof descriptor.digest !== "string") return undefined;
+  try {
+    parseDigest(descriptor.digest);
+  } catch {
+    return undefined;
+  }
   const size = typeof descriptor.size === "number" ? descriptor.size : undefined;
   try {
     const bytes = await client.getBlob(repository, descriptor.digest, {
@@ -143,6 +156,12 @@ export async function pullDescriptor(
   } catch (e) {
     if (e instanceof DigestMismatchError) {
       problems.push(problem("oci.digest-mismatch", `${at}/digest`, e.message));
+      return undefined;
+    }
+    if (e instanceof InvalidDigestError) {
+      problems.push(
+        problem("oci.digest-invalid", `${at}/digest`, `the registry announced ${e.message}`),
+      );
       return undefined;
     }
     if (e instanceof OciError && e.code === "TOO_LARGE") {

@@ -94,6 +94,12 @@ export const OCI_RULES: readonly OciRule[] = [
     source: "digest 3.2-3.3; checklists 79, 81",
   },
   {
+    id: "oci.digest-invalid",
+    text: "Every digest a manifest or registry names is <algorithm>:<encoded> with a registered algorithm (sha256, sha512) and lowercase hex of its length, so it can be verified",
+    source:
+      "OCI image-spec descriptor.md (digests); digest 3.3 (verify before extract); checklist 74",
+  },
+  {
     id: "oci.digest-mismatch",
     text: "Pulled bytes hash to the digest (and size) of the descriptor that names them",
     source: "OCI distribution spec; digest 3.3 (verify before extract); checklist 74",

@@ -128,7 +128,7 @@ describe("validatePackageManifest", () => {
     );
     const badDigest = packageManifest();
     (badDigest.layers[1] as { digest: string }).digest = "md5:abc";
-    expect(rules(validatePackageManifest(badDigest))).toEqual(["oci.manifest-shape"]);
+    expect(rules(validatePackageManifest(badDigest))).toEqual(["oci.digest-invalid"]);
   });
 });
 

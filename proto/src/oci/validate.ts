@@ -98,7 +98,7 @@ function checkDescriptor(d: Record<string, unknown>, at: string, problems: Probl
     try {
       parseDigest(d.digest);
     } catch (e) {
-      problems.push(problem("oci.manifest-shape", `${at}/digest`, (e as Error).message));
+      problems.push(problem("oci.digest-invalid", `${at}/digest`, (e as Error).message));
     }
   }
   if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) {
