@@ -1,5 +1,5 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readFile, realpath } from "node:fs/promises";
+import { isAbsolute, join, relative, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 import {
   type BlobSpec,
@@ -26,7 +26,7 @@ import {
   resourceMediaType,
 } from "./media-types.js";
 import { versionToTag } from "./reference.js";
-import { validatePackageManifest } from "./validate.js";
+import { unsafePathReason, validatePackageManifest } from "./validate.js";
 
 /** The description's file name inside a package and its layer title. */
 export const DESCRIPTION_FILE = "margo.yaml";
@@ -102,12 +102,51 @@ export function catalogOf(descriptionText: string): {
 }
 
 /**
+ * UnsafePackagePathError: a package path (a catalog reference or a file handed to the publisher)
+ * would reach outside the package, through `..`, an absolute path or a symlink. The publisher
+ * refuses it rather than read and push a file the package author may not own.
+ */
+export class UnsafePackagePathError extends Error {
+  /** The path as the package named it (after dropping a leading `./`). */
+  readonly path: string;
+  constructor(path: string, why: string) {
+    super(`unsafe package path ${JSON.stringify(path)}: ${why}`);
+    this.name = "UnsafePackagePathError";
+    this.path = path;
+  }
+}
+
+/** checkPackagePath throws UnsafePackagePathError unless the path is a plain relative one. */
+function checkPackagePath(path: string): void {
+  const why = unsafePathReason(path);
+  if (why !== undefined) throw new UnsafePackagePathError(path, why);
+}
+
+/**
+ * readInside reads a package-relative file after resolving symlinks, refusing anything that
+ * resolves outside the (resolved) package directory; it reads the resolved path, so what was
+ * checked is what is read.
+ */
+async function readInside(realDir: string, path: string): Promise<Uint8Array> {
+  checkPackagePath(path);
+  const real = await realpath(join(realDir, path));
+  const rel = relative(realDir, real);
+  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new UnsafePackagePathError(path, `it resolves to ${real}, outside the package`);
+  }
+  return new Uint8Array(await readFile(real));
+}
+
+/**
  * readPackageDir collects the files that make up a package from a directory: margo.yaml and each
  * resource its catalog references. Component sources (fixtures keep them in `components/`) are not
- * package files: components live in their own repositories.
+ * package files: components live in their own repositories. A catalog path that leaves the
+ * directory (absolute, `..`, a symlink pointing out) throws UnsafePackagePathError; nothing
+ * outside the directory is ever read.
  */
 export async function readPackageDir(dir: string): Promise<PackageFile[]> {
-  const description = new Uint8Array(await readFile(join(dir, DESCRIPTION_FILE)));
+  const realDir = await realpath(dir);
+  const description = await readInside(realDir, DESCRIPTION_FILE);
   const files: PackageFile[] = [
     { path: DESCRIPTION_FILE, bytes: description, kind: "description" },
   ];
@@ -116,7 +155,7 @@ export async function readPackageDir(dir: string): Promise<PackageFile[]> {
   for (const { kind, path } of resources) {
     if (seen.has(path)) continue;
     seen.add(path);
-    files.push({ path, bytes: new Uint8Array(await readFile(join(dir, path))), kind });
+    files.push({ path, bytes: await readInside(realDir, path), kind });
   }
   return files;
 }
@@ -132,7 +171,9 @@ export class MissingVersionError extends Error {
 /**
  * pushApplicationPackage publishes a package in the Margo layout (checklist 78-79): an image
  * manifest with the Margo artifactType, the empty config, margo.yaml first and one layer per
- * resource, tagged with metadata.version.
+ * resource, tagged with metadata.version. A resource path that could leave the package throws
+ * UnsafePackagePathError before anything is sent, since it would become the layer title pullers
+ * write to.
  */
 export async function pushApplicationPackage(
   client: OciClient,
@@ -152,6 +193,7 @@ export async function pushApplicationPackage(
   for (const file of ordered) {
     const path = normalizePath(file.path);
     const isDescription = file === descriptionFile;
+    if (!isDescription) checkPackagePath(path);
     const kind = isDescription
       ? undefined
       : file.kind !== "description"

@@ -113,11 +113,26 @@ function checkDescriptor(d: Record<string, unknown>, at: string, problems: Probl
   }
 }
 
+/**
+ * unsafePathReason says why a package path could leave the package (undefined when it cannot):
+ * pullers write layers to their title and publishers read catalog paths from the package
+ * directory, so both refuse the same paths.
+ */
+export function unsafePathReason(path: string): string | undefined {
+  if (path === "") return "the path is empty";
+  if (path.startsWith("/") || /^[a-zA-Z]:/.test(path))
+    return "the path is absolute; package paths are relative to the package";
+  if (path.includes("\\")) return "the path contains a backslash";
+  const segments = path.split("/");
+  if (segments.includes("..")) return "the path contains a .. segment";
+  if (segments.some((seg) => seg === "" || seg === "."))
+    return "the path has an empty or . segment";
+  return undefined;
+}
+
 /** isSafeRelativePath: pullers write layers to their title, so a title must stay inside the target. */
 function isSafeRelativePath(path: string): boolean {
-  if (path === "" || path.startsWith("/") || path.includes("\\") || /^[a-zA-Z]:/.test(path))
-    return false;
-  return path.split("/").every((seg) => seg !== ".." && seg !== "" && seg !== ".");
+  return unsafePathReason(path) === undefined;
 }
 
 /**
