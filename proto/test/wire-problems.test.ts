@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { hasErrors, type Problem } from "../src/problem.js";
+import { hasErrors, type Problem, ValidationError } from "../src/problem.js";
 import {
+  bundleUrl,
   type Decoded,
   decodeApplicationDeployment,
   decodeDeploymentStatus,
@@ -9,6 +10,7 @@ import {
   decodeProblemDetail,
   decodeSpiffeBundle,
   decodeStateManifest,
+  deploymentUrl,
   encodeApplicationDeployment,
   encodeDeploymentStatus,
   encodeDeviceCapabilities,
@@ -31,7 +33,7 @@ import {
   spiffeBundle,
 } from "./wire-samples.js";
 
-const rulesAt = (problems: Problem[]) => problems.map((p) => `${p.rule} ${p.pointer}`).sort();
+const rulesAt = (problems: readonly Problem[]) => problems.map((p) => `${p.rule} ${p.pointer}`).sort();
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe("invalid bodies give every problem, each with a pointer and a named rule", () => {
@@ -74,11 +76,12 @@ describe("invalid bodies give every problem, each with a pointer and a named rul
   });
 
   it("state manifest: the three null-bundle cases, media type, digest and deployment errors", () => {
-    const ref = { deploymentId: "d", digest: `sha256:${"a".repeat(64)}`, url: "/d" };
+    const digest = `sha256:${"a".repeat(64)}`;
+    const ref = { deploymentId: "d", digest, url: `/api/v1/deployments/d/${digest}` };
     const bundle = {
       mediaType: "application/vnd.margo.bundle.v1+tar+gzip",
-      digest: ref.digest,
-      url: "/b",
+      digest,
+      url: `/api/v1/bundles/${digest}`,
     };
     expect(rulesAt(decodeStateManifest('{"manifestVersion":1,"deployments":[]}').problems)).toEqual(
       ["wire.null-bundle /bundle"],
@@ -114,6 +117,81 @@ describe("invalid bodies give every problem, each with a pointer and a named rul
       "wire.type /deployments/1",
       "wire.uint64-range /bundle/sizeBytes",
     ]);
+  });
+
+  it("state manifest: urls must be the OpenAPI's /api/v1 forms for their own digest and id", () => {
+    const a = `sha256:${"a".repeat(64)}`;
+    const b = `sha256:${"b".repeat(64)}`;
+    const body = (bundleUrlText: string, refs: Array<[string, string, string]>) =>
+      JSON.stringify({
+        manifestVersion: 3,
+        bundle: {
+          mediaType: "application/vnd.margo.bundle.v1+tar+gzip",
+          digest: a,
+          url: bundleUrlText,
+        },
+        deployments: refs.map(([deploymentId, digest, url]) => ({ deploymentId, digest, url })),
+      });
+    const good: Array<[string, string, string]> = [["d", b, `/api/v1/deployments/d/${b}`]];
+    expect(decodeStateManifest(body(`/api/v1/bundles/${a}`, good)).problems).toEqual([]);
+    // Another digest, another host, a path prefix (digest open question 20: the OpenAPI form has
+    // nothing before /api/v1), a query: each is one wire.url-form at /bundle/url.
+    for (const url of [
+      `/api/v1/bundles/${b}`,
+      `https://evil.example/api/v1/bundles/${a}`,
+      `/v1alpha2/margo/api/v1/bundles/${a}`,
+      `/api/v1/bundles/${a}?x=1`,
+      `/api/v1/bundles/${a.toUpperCase()}`,
+    ]) {
+      const decoded = decodeStateManifest(body(url, good));
+      expect(decoded.value, url).toBeUndefined();
+      expect(rulesAt(decoded.problems), url).toEqual(["wire.url-form /bundle/url"]);
+    }
+    const refs: Array<[string, string, string]> = [
+      ["d", b, `/api/v1/deployments/d/${a}`], // digest of another document
+      ["e", b, `/api/v1/deployments/d/${b}`], // id of another deployment
+      ["f", b, `https://wfm.example/api/v1/deployments/f/${b}`],
+      ["g", b, `/api/v1/deployments/g/x/${b}`],
+      ["h/1", b, `/api/v1/deployments/h%2F1/${b}`], // percent-encoded id: valid
+      ["d", a, `/api/v1/deployments/d/${a}`], // same id as /deployments/0
+    ];
+    expect(rulesAt(decodeStateManifest(body(`/api/v1/bundles/${a}`, refs)).problems)).toEqual([
+      "wire.duplicate-deployment /deployments/5/deploymentId",
+      "wire.url-form /deployments/0/url",
+      "wire.url-form /deployments/1/url",
+      "wire.url-form /deployments/2/url",
+      "wire.url-form /deployments/3/url",
+    ]);
+    expect(deploymentUrl("h/1", b)).toBe(`/api/v1/deployments/h%2F1/${b}`);
+    expect(bundleUrl(a)).toBe(`/api/v1/bundles/${a}`);
+  });
+
+  it("state manifest encoder refuses urls of another form and duplicate deploymentIds", () => {
+    const wrongBundle = fullManifest();
+    if (wrongBundle.bundle) wrongBundle.bundle.url = "https://cdn.example/bundle.tgz";
+    const wrongRef = fullManifest();
+    const second = wrongRef.deployments[1];
+    if (second) second.url = `/api/v1/deployments/other/${second.digest}`;
+    const duplicate = fullManifest();
+    const first = duplicate.deployments[0];
+    if (first) duplicate.deployments.push({ ...first });
+    for (const [value, expected] of [
+      [wrongBundle, "wire.url-form /bundle/url"],
+      [wrongRef, "wire.url-form /deployments/1/url"],
+      [
+        duplicate,
+        `wire.duplicate-deployment /deployments/${duplicate.deployments.length - 1}/deploymentId`,
+      ],
+    ] as const) {
+      let thrown: unknown;
+      try {
+        encodeStateManifest(value);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(ValidationError);
+      expect(rulesAt((thrown as ValidationError).problems)).toEqual([expected]);
+    }
   });
 
   it("capabilities: closed root, extension shape, labels, enums, minItems, required identity", () => {

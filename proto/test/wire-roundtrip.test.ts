@@ -263,9 +263,9 @@ describe("uint64 members keep 2^64-1 exactly and reject 2^64 and 0", () => {
   const MAX = "18446744073709551615";
   const OVER = "18446744073709551616";
   const bundle = (size: string) =>
-    `{"mediaType":"application/vnd.margo.bundle.v1+tar+gzip","digest":"sha256:${"a".repeat(64)}","sizeBytes":${size},"url":"/b"}`;
+    `{"mediaType":"application/vnd.margo.bundle.v1+tar+gzip","digest":"sha256:${"a".repeat(64)}","sizeBytes":${size},"url":"/api/v1/bundles/sha256:${"a".repeat(64)}"}`;
   const ref = (size: string) =>
-    `{"deploymentId":"d","digest":"sha256:${"b".repeat(64)}","url":"/d","sizeBytes":${size}}`;
+    `{"deploymentId":"d","digest":"sha256:${"b".repeat(64)}","url":"/api/v1/deployments/d/sha256:${"b".repeat(64)}","sizeBytes":${size}}`;
   const manifest = (version: string, bundleSize = "1", refSize = "1") =>
     `{"manifestVersion":${version},"bundle":${bundle(bundleSize)},"deployments":[${ref(refSize)}]}`;
   const status = (version: string) =>

@@ -97,6 +97,17 @@ export const WIRE_RULES: readonly WireRule[] = [
     source: "margo-digest.md 6.2 (Digest Specification)",
   },
   {
+    id: "wire.url-form",
+    description:
+      "bundle.url is not /api/v1/bundles/{bundle.digest}, or deployments[].url is not /api/v1/deployments/{deploymentId}/{digest} (no host, no path prefix)",
+    source: `${WMA} DeploymentBundleRef.url, DeploymentManifestRef.url`,
+  },
+  {
+    id: "wire.duplicate-deployment",
+    description: "two deployments[] entries have the same deploymentId",
+    source: `${WMA} DeploymentManifestRef.deploymentId ("Unique identifier"), DeploymentBundleRef.mediaType (exactly the referenced set)`,
+  },
+  {
     id: "wire.extension-not-object",
     description: "x-<name>-extensions member is not an object",
     source: `${WMA} patternProperties ^x-[a-z][a-z0-9-]*-extensions$`,
