@@ -477,6 +477,36 @@ describe("validateDescription", () => {
   });
 });
 
+describe("integers beyond 2^53", () => {
+  function withWorkers(value: string, maxValue?: number): string {
+    const d = base() as Doc;
+    if (maxValue === undefined) delete d.configuration.schema[1].maxValue;
+    else d.configuration.schema[1].maxValue = maxValue;
+    return encodeDescriptionDoc(d as ApplicationDescriptionDoc).replace(
+      "value: 4\n",
+      `value: ${value}\n`,
+    );
+  }
+
+  it("keeps them exact in doc and warns that the model rounds them", () => {
+    const r = validateDescription(withWorkers("9007199254740993"));
+    expect(r.problems.map((p) => [p.rule, p.pointer, p.severity])).toEqual([
+      ["description.integer-precision", "/parameters/workers/value", "warning"],
+    ]);
+    expect(r.doc?.parameters?.workers?.value).toBe(9007199254740993n);
+    expect(r.value?.parameters.workers?.value).toBe(9007199254740992);
+    expect(encodeDescriptionDoc(must(r.doc))).toContain("value: 9007199254740993\n");
+  });
+
+  it("compares them exactly against schema bounds", () => {
+    const r = validateDescription(withWorkers("9007199254740993", 9007199254740992));
+    expect(r.problems.filter((p) => p.severity === "error").map((p) => p.rule)).toEqual([
+      "description.parameter-value-rule",
+    ]);
+    expect(validateDescription(withWorkers("9007199254740991")).problems).toEqual([]);
+  });
+});
+
 describe("checkParameterValue", () => {
   it("accepts whole numbers for double and checks precision and options", () => {
     expect(checkParameterValue(1, { name: "d", dataType: "double", maxPrecision: 1 })).toEqual([]);

@@ -12,6 +12,7 @@ import type {
   Selector,
 } from "../../gen/margo/model/v1/device_constraints.js";
 import { SelectorOperator } from "../../gen/margo/model/v1/device_constraints.js";
+import { normalizeInteger } from "../../wire/json-value.js";
 import { APP_ARCHITECTURES, SELECTOR_OPERATORS } from "../../wire/profile-parts.js";
 import type { SchemaRule } from "./parameter-value.js";
 import { EXTENSION_KEY } from "./shape.js";
@@ -41,6 +42,17 @@ function extensionsOf(o: object): Record<string, Record<string, unknown>> {
   return out;
 }
 
+/**
+ * google.protobuf.Value holds doubles, so an integer beyond 2^53 (a bigint in doc) becomes the
+ * nearest double here. Chosen over rejecting: such a value is a valid integer by the spec, so
+ * the document stays valid, doc keeps it exact, and validateDescription warns with
+ * description.integer-precision at every place the model rounds.
+ */
+function toModelValue<T>(v: T): T extends bigint ? number : T {
+  const out = typeof v === "bigint" ? Number(v) : Array.isArray(v) ? v.map(toModelValue) : v;
+  return out as T extends bigint ? number : T;
+}
+
 function selectorToModel(s: SelectorDoc | undefined): Selector | undefined {
   if (!s) return undefined;
   return { matchExpressions: s.matchExpressions.map(matchToModel) };
@@ -52,7 +64,8 @@ function matchToModel(m: MatchExpressionDoc): MatchExpression {
     operator:
       SELECTOR_OPERATORS.fromWire(m.operator) ?? SelectorOperator.SELECTOR_OPERATOR_UNSPECIFIED,
   };
-  if (m.values !== undefined) out.values = Array.isArray(m.values) ? [...m.values] : [m.values];
+  if (m.values !== undefined)
+    out.values = (Array.isArray(m.values) ? m.values : [m.values]).map(toModelValue);
   const item = selectorToModel(m.itemSelector);
   if (item) out.itemSelector = item;
   return out;
@@ -114,15 +127,20 @@ function schemaToModel(s: SchemaRule): ValidationSchema {
   const intBound = s.dataType === "integer" || s.dataType === "array[integer]";
   if (minValue !== undefined)
     out.minValue =
-      intBound && Number.isInteger(minValue)
+      intBound && (typeof minValue === "bigint" || Number.isInteger(minValue))
         ? { $case: "minInteger", value: BigInt(minValue) }
-        : { $case: "minDouble", value: minValue };
+        : { $case: "minDouble", value: Number(minValue) };
   if (maxValue !== undefined)
     out.maxValue =
-      intBound && Number.isInteger(maxValue)
+      intBound && (typeof maxValue === "bigint" || Number.isInteger(maxValue))
         ? { $case: "maxInteger", value: BigInt(maxValue) }
-        : { $case: "maxDouble", value: maxValue };
+        : { $case: "maxDouble", value: Number(maxValue) };
   return out;
+}
+
+/** An int64 bound back as a number while exact, as a bigint beyond 2^53 (like parse.ts). */
+function exact(v: number | bigint): number | bigint {
+  return typeof v === "bigint" ? normalizeInteger(v) : v;
 }
 
 /** The generated model of a document validateDescription accepted. */
@@ -148,7 +166,7 @@ export function toModel(doc: ApplicationDescriptionDoc): ApplicationDescription 
       Object.entries(doc.parameters ?? {}).map(([name, p]) => [
         name,
         {
-          ...(p.value !== undefined && { value: p.value }),
+          ...(p.value !== undefined && { value: toModelValue(p.value) }),
           targets: p.targets.map((t) => ({ pointer: t.pointer, components: [...t.components] })),
         },
       ]),
@@ -221,8 +239,8 @@ function schemaToDoc(s: ValidationSchema): SchemaRule {
   const out: SchemaRule = { ...rest };
   for (const k of Object.keys(out) as Array<keyof SchemaRule>)
     if (out[k] === undefined) delete out[k];
-  if (minValue) out.minValue = Number(minValue.value);
-  if (maxValue) out.maxValue = Number(maxValue.value);
+  if (minValue) out.minValue = exact(minValue.value);
+  if (maxValue) out.maxValue = exact(maxValue.value);
   if (options.length > 0) out.options = [...options];
   return out;
 }

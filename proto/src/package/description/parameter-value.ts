@@ -12,8 +12,9 @@ export interface SchemaRule {
   minLength?: number;
   maxLength?: number;
   regexMatch?: string;
-  minValue?: number;
-  maxValue?: number;
+  /** bigint only beyond 2^53 (see parse.ts), where a number would round the bound. */
+  minValue?: number | bigint;
+  maxValue?: number | bigint;
   minPrecision?: number;
   maxPrecision?: number;
   multiselect?: boolean;
@@ -39,6 +40,11 @@ export interface ValueFinding {
   message: string;
 }
 
+/** JSON text of a value for messages; bigint (which JSON.stringify refuses) as its digits. */
+function show(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `${v}` : v)) ?? String(value);
+}
+
 function scalarMatches(value: unknown, type: string): boolean {
   switch (type) {
     case "string":
@@ -46,10 +52,10 @@ function scalarMatches(value: unknown, type: string): boolean {
     case "boolean":
       return typeof value === "boolean";
     case "integer":
-      return typeof value === "number" && Number.isInteger(value);
+      return typeof value === "bigint" || (typeof value === "number" && Number.isInteger(value));
     case "double":
       // YAML and JSON write 1 and 1.0 alike as numbers; a whole number is a valid double.
-      return typeof value === "number" && Number.isFinite(value);
+      return typeof value === "bigint" || (typeof value === "number" && Number.isFinite(value));
     default:
       return false;
   }
@@ -89,12 +95,13 @@ function checkScalarRules(value: unknown, rule: SchemaRule, where: string): Valu
       if (re && !re.test(value)) bad(`does not match regexMatch of schema "${rule.name}"`);
     }
   }
-  if (typeof value === "number") {
+  if (typeof value === "number" || typeof value === "bigint") {
+    // number and bigint compare exactly with each other, so 2^53 + 1 is above a bound of 2^53.
     if (rule.minValue !== undefined && value < rule.minValue)
       bad(`${value} is below minValue ${rule.minValue} of schema "${rule.name}"`);
     if (rule.maxValue !== undefined && value > rule.maxValue)
       bad(`${value} is above maxValue ${rule.maxValue} of schema "${rule.name}"`);
-    const places = decimalPlaces(value);
+    const places = typeof value === "bigint" ? 0 : decimalPlaces(value);
     if (rule.minPrecision !== undefined && places < rule.minPrecision)
       bad(
         `${value} has ${places} decimal places, schema "${rule.name}" needs ${rule.minPrecision}`,
@@ -105,7 +112,7 @@ function checkScalarRules(value: unknown, rule: SchemaRule, where: string): Valu
       );
   }
   if (rule.options !== undefined && !rule.options.includes(String(value)))
-    bad(`${JSON.stringify(value)} is not one of the options of schema "${rule.name}"`);
+    bad(`${show(value)} is not one of the options of schema "${rule.name}"`);
   return out;
 }
 
@@ -124,7 +131,7 @@ export function checkParameterValue(value: unknown, rule: SchemaRule): ValueFind
       return [
         {
           rule: "description.parameter-value-type",
-          message: `value ${JSON.stringify(value)} is not an ${typeName} (schema "${rule.name}")`,
+          message: `value ${show(value)} is not an ${typeName} (schema "${rule.name}")`,
         },
       ];
     return value.flatMap((v, i) => checkScalarRules(v, rule, `element ${i}: `));
@@ -133,7 +140,7 @@ export function checkParameterValue(value: unknown, rule: SchemaRule): ValueFind
     return [
       {
         rule: "description.parameter-value-type",
-        message: `value ${JSON.stringify(value)} is not a ${typeName} (schema "${rule.name}")`,
+        message: `value ${show(value)} is not a ${typeName} (schema "${rule.name}")`,
       },
     ];
   return checkScalarRules(value, rule, "value ");

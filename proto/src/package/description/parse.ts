@@ -1,5 +1,21 @@
 import { isNode, LineCounter, parseAllDocuments } from "yaml";
 import { type Problem, problem } from "../../problem.js";
+import { normalizeInteger } from "../../wire/json-value.js";
+
+/**
+ * Integers are read as bigint (a double would silently turn 9007199254740993 into ...992) and
+ * narrowed back to number wherever that is exact, so only integers beyond 2^53 stay bigint.
+ */
+function exactIntegers(v: unknown): unknown {
+  if (typeof v === "bigint") return normalizeInteger(v);
+  if (Array.isArray(v)) return v.map(exactIntegers);
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = exactIntegers(x);
+    return out;
+  }
+  return v;
+}
 
 /**
  * YAML front end shared by the description validator and anything else reading a Margo YAML
@@ -27,7 +43,12 @@ export function parseSingleYaml(text: string, area: string): ParsedYaml {
   const noLines: ParsedYaml["lineOf"] = () => undefined;
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
-    docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    docs = parseAllDocuments(text, {
+      lineCounter,
+      prettyErrors: false,
+      uniqueKeys: true,
+      intAsBigInt: true,
+    });
   } catch (err) {
     return {
       problems: [problem(`${area}.yaml-syntax`, "", `not parseable: ${(err as Error).message}`)],
@@ -65,7 +86,7 @@ export function parseSingleYaml(text: string, area: string): ParsedYaml {
   if (!doc) return { value: null, problems: [], lineOf: noLines };
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    value = exactIntegers(doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }));
   } catch (err) {
     return {
       problems: [problem(`${area}.yaml-syntax`, "", `not usable: ${(err as Error).message}`)],

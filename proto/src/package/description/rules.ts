@@ -192,6 +192,11 @@ export const DESCRIPTION_RULES: readonly DescriptionRule[] = [
     text: "A parameter's default value must satisfy the rules (length, range, regex, options) of its setting's schema.",
     source: "digest 2.5",
   },
+  {
+    id: "description.integer-precision",
+    text: "Warning: an integer beyond 2^53 is kept exact in the document but the model's google.protobuf.Value (a double) holds the nearest double.",
+    source: "digest 2.5 (integer dataType); model limit of this implementation",
+  },
 ];
 
 /** Looks a rule up by id so a report can print its text next to a problem. */

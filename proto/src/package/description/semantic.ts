@@ -51,8 +51,9 @@ function checkSelector(
         );
     }
     if (list.length > 0) {
-      const kinds = new Set(list.map((v) => typeof v));
-      const numeric = list.every((v) => typeof v === "number");
+      const kindOf = (v: unknown) => (typeof v === "bigint" ? "number" : typeof v);
+      const kinds = new Set(list.map(kindOf));
+      const numeric = list.every((v) => kindOf(v) === "number");
       let why: string | undefined;
       if (kinds.size > 1) why = "values must all be of one type";
       else if (kinds.has("boolean") && list.length > 1) why = "a boolean must be the only value";
@@ -189,6 +190,10 @@ function toSchemaRule(name: string, raw: Obj): SchemaRule {
     "maxPrecision",
   ] as const)
     if (typeof raw[k] === "number") rule[k] = raw[k];
+  for (const k of ["minValue", "maxValue"] as const) {
+    const v = raw[k];
+    if (typeof v === "bigint") rule[k] = v;
+  }
   for (const k of ["allowEmpty", "multiselect"] as const)
     if (typeof raw[k] === "boolean") rule[k] = raw[k];
   if (typeof raw.regexMatch === "string") rule.regexMatch = raw.regexMatch;

@@ -49,12 +49,16 @@ function typeName(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
   if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a number";
+  if (typeof v === "bigint") return "an integer";
   return `a ${typeof v}`;
 }
 
 function isScalar(v: unknown): boolean {
   return (
-    typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))
+    typeof v === "string" ||
+    typeof v === "boolean" ||
+    typeof v === "bigint" ||
+    (typeof v === "number" && Number.isFinite(v))
   );
 }
 
@@ -84,10 +88,12 @@ export function checkKind(
       if (typeof value !== "boolean") wrong("a boolean (true or false)");
       return;
     case "number":
-      if (typeof value !== "number" || !Number.isFinite(value)) wrong("a number");
+      if (typeof value !== "bigint" && (typeof value !== "number" || !Number.isFinite(value)))
+        wrong("a number");
       return;
     case "integer":
-      if (typeof value !== "number" || !Number.isInteger(value)) wrong("an integer");
+      if (typeof value !== "bigint" && (typeof value !== "number" || !Number.isInteger(value)))
+        wrong("an integer");
       return;
     case "scalar-or-list":
       if (isScalar(value)) return;

@@ -5,7 +5,13 @@ import type { SchemaRule } from "./parameter-value.js";
  * Tools that read or write the file work on this shape so nothing is lost in translation;
  * extension members stay where the vendor put them (`x-<name>-extensions` keys).
  */
-export type ParameterValue = string | number | boolean | Array<string | number | boolean>;
+/** bigint only for integers beyond 2^53, which a number would round (see parse.ts). */
+export type ParameterValue =
+  | string
+  | number
+  | bigint
+  | boolean
+  | Array<string | number | bigint | boolean>;
 
 export interface ApplicationDescriptionDoc {
   apiVersion: string;

@@ -1,11 +1,30 @@
 import type { ApplicationDescription } from "../../gen/margo/model/v1/application_description.js";
-import { hasErrors, type Problem, problem } from "../../problem.js";
+import { hasErrors, type Problem, pointer, problem, warning } from "../../problem.js";
 import { APPLICATION_DESCRIPTION_SHAPE } from "./description-shape.js";
 import { toModel } from "./model.js";
 import { parseSingleYaml } from "./parse.js";
 import { checkSemantics } from "./semantic.js";
 import { checkKind, isPlainObject } from "./shape.js";
 import type { ApplicationDescriptionDoc } from "./types.js";
+
+/**
+ * Integers beyond 2^53 stay exact in doc but the model's google.protobuf.Value rounds them
+ * (see toModelValue); a warning at each one says so instead of letting the model drift quietly.
+ */
+function precisionWarnings(v: unknown, at: (string | number)[]): Problem[] {
+  if (typeof v === "bigint")
+    return [
+      warning(
+        "description.integer-precision",
+        pointer(...at),
+        `integer ${v} is kept exact in the document but the model (google.protobuf.Value, a double) holds ${Number(v)}`,
+      ),
+    ];
+  if (Array.isArray(v)) return v.flatMap((x, i) => precisionWarnings(x, [...at, i]));
+  if (isPlainObject(v))
+    return Object.entries(v).flatMap(([k, x]) => precisionWarnings(x, [...at, k]));
+  return [];
+}
 
 export interface DescriptionResult {
   /** The generated model, present only when there are no error problems. */
@@ -40,7 +59,7 @@ export function validateDescription(text: string): DescriptionResult {
     };
   const found: Problem[] = [];
   checkKind(raw, { kind: "object", shape: APPLICATION_DESCRIPTION_SHAPE }, [], found);
-  found.push(...checkSemantics(raw));
+  found.push(...checkSemantics(raw), ...precisionWarnings(raw, []));
   const problems = found.map((p) => {
     const line = parsed.lineOf(p.pointer);
     return line === undefined ? p : { ...p, message: `${p.message} (line ${line})` };
