@@ -73,7 +73,7 @@ describe("OciClient against the real registry", () => {
     const rec = recordingFetch();
     const c = new OciClient({ registry: REGISTRY, fetch: rec.fetch });
     const first = await c.pushBlob(repo, bytes);
-    expect(first).toMatchObject({ skipped: false, chunks: 0, size: 10_000 });
+    expect(first).toMatchObject({ skipped: false, chunks: 0, fallback: false, size: 10_000 });
     expect(first.digest).toBe(`sha256:${createHash("sha256").update(bytes).digest("hex")}`);
     expect(rec.calls.map((x) => x.method)).toEqual(["HEAD", "POST", "PUT"]);
     expect(await c.hasBlob(repo, first.digest)).toBe(true);
@@ -91,6 +91,80 @@ describe("OciClient against the real registry", () => {
     expect(pushed.chunks).toBe(5);
     expect(rec.calls.filter((x) => x.method === "PATCH")).toHaveLength(5);
     expect(rec.calls.at(-1)?.method).toBe("PUT");
+    expect(Buffer.from(await client.getBlob(repo, pushed.digest)).equals(bytes)).toBe(true);
+  });
+
+  /**
+   * patchRefusing answers the upload PATCHes from `from` (1-based) on with `status` itself, the
+   * way a registry without chunked uploads would; everything else (POST, earlier PATCHes, the PUT)
+   * goes to the real registry.
+   */
+  function patchRefusing(status: number, from = 1) {
+    const rec = recordingFetch();
+    let patches = 0;
+    const fetchFn: FetchLike = async (input, init) => {
+      if (init?.method === "PATCH" && ++patches >= from) {
+        rec.calls.push({ method: "PATCH", url: input });
+        const body = JSON.stringify({ errors: [{ code: "UNSUPPORTED", message: "no chunks" }] });
+        return new Response(body, { status, headers: { "content-type": "application/json" } });
+      }
+      return rec.fetch(input, init);
+    };
+    return { fetch: fetchFn, calls: rec.calls };
+  }
+
+  it("falls back to a monolithic upload when the registry refuses the first chunk", async () => {
+    const repo = uniqueRepo("chunk-refused");
+    const bytes = randomBytes(200_000);
+    const wrap = patchRefusing(405);
+    const c = new OciClient({ registry: REGISTRY, fetch: wrap.fetch });
+    const pushed = await c.pushBlob(repo, bytes, { chunkSize: 64 * 1024 });
+    expect(pushed).toMatchObject({ skipped: false, chunks: 0, fallback: true, size: 200_000 });
+    const methods = wrap.calls.map((x) => x.method);
+    expect(methods.filter((m) => m === "PATCH")).toHaveLength(1);
+    expect(methods.filter((m) => m === "POST")).toHaveLength(2);
+    expect(methods.at(-1)).toBe("PUT");
+    expect(Buffer.from(await client.getBlob(repo, pushed.digest)).equals(bytes)).toBe(true);
+  });
+
+  it("falls back when a later chunk is refused (416) and the blob is still intact", async () => {
+    const repo = uniqueRepo("chunk-416");
+    const bytes = randomBytes(300_000);
+    const wrap = patchRefusing(416, 3);
+    const c = new OciClient({ registry: REGISTRY, fetch: wrap.fetch });
+    const pushed = await c.pushBlob(repo, bytes, { chunkSize: 64 * 1024 });
+    expect(pushed).toMatchObject({ chunks: 0, fallback: true });
+    expect(wrap.calls.filter((x) => x.method === "PATCH")).toHaveLength(3);
+    expect(Buffer.from(await client.getBlob(repo, pushed.digest)).equals(bytes)).toBe(true);
+  });
+
+  it("does not mistake a server failure on PATCH for a refusal", async () => {
+    const repo = uniqueRepo("chunk-500");
+    const c = new OciClient({ registry: REGISTRY, fetch: patchRefusing(500).fetch });
+    const err = await c
+      .pushBlob(repo, randomBytes(1000), { chunkSize: 100 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OciError);
+    expect((err as OciError).status).toBe(500);
+  });
+
+  it("sends no chunk smaller than OCI-Chunk-Min-Length (except the last)", async () => {
+    const repo = uniqueRepo("chunk-min");
+    const bytes = randomBytes(300_000);
+    const ranges: string[] = [];
+    const minLength: FetchLike = async (input, init) => {
+      if (init?.method === "PATCH")
+        ranges.push(new Headers(init.headers).get("content-range") ?? "");
+      const res = await fetch(input, init);
+      if (init?.method !== "POST") return res;
+      const headers = new Headers(res.headers);
+      headers.set("oci-chunk-min-length", "100000");
+      return new Response(res.body, { status: res.status, headers });
+    };
+    const c = new OciClient({ registry: REGISTRY, fetch: minLength });
+    const pushed = await c.pushBlob(repo, bytes, { chunkSize: 64 * 1024 });
+    expect(pushed).toMatchObject({ chunks: 3, fallback: false });
+    expect(ranges).toEqual(["0-99999", "100000-199999", "200000-299999"]);
     expect(Buffer.from(await client.getBlob(repo, pushed.digest)).equals(bytes)).toBe(true);
   });
 

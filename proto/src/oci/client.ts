@@ -56,8 +56,10 @@ export interface PushedBlob {
   size: number;
   /** True when the registry already had the blob and nothing was uploaded. */
   skipped: boolean;
-  /** PATCH requests sent (0 for a monolithic upload). */
+  /** PATCH requests that made up the upload (0 for a monolithic one, also after a fallback). */
   chunks: number;
+  /** True when the registry refused a chunk and the blob went up monolithically instead. */
+  fallback: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -69,6 +71,12 @@ const DEFAULT_ACCEPT = [
 ];
 const MAX_ERROR_BODY = 64 * 1024;
 const MAX_TAG_PAGES = 10_000;
+/**
+ * PATCH answers that mean "no chunked uploads here" (or not chunks of this size) rather than a
+ * broken registry: method not allowed, bad request, length/size/type refused, range refused, not
+ * implemented. Auth failures and other server errors are not refusals and still throw.
+ */
+const CHUNK_REFUSED = new Set([400, 405, 411, 413, 415, 416, 501]);
 
 /** isLoopbackHost tells whether plain http is a safe default for a registry address. */
 function isLoopbackHost(registry: string): boolean {
@@ -319,7 +327,10 @@ export class OciClient {
   /**
    * pushBlob uploads content-addressed bytes unless the registry already has them. Monolithic
    * uploads are POST then PUT (this registry treats a single-POST upload as a session start);
-   * chunked ones are POST, PATCHes with Content-Range, then a closing PUT.
+   * chunked ones are POST, PATCHes with Content-Range, then a closing PUT. Chunking adapts to what
+   * the registry allows: chunks are never smaller than the `OCI-Chunk-Min-Length` it announces,
+   * and when it refuses a chunk (CHUNK_REFUSED) the session is cancelled and the blob is sent
+   * monolithically in a fresh one, since a registry may implement only the monolithic flow.
    */
   async pushBlob(
     repo: string,
@@ -329,38 +340,35 @@ export class OciClient {
     checkRepo(repo);
     const digest = computeDigest(bytes, opts.algorithm);
     const size = bytes.byteLength;
-    if (await this.hasBlob(repo, digest)) return { digest, size, skipped: true, chunks: 0 };
+    if (await this.hasBlob(repo, digest))
+      return { digest, size, skipped: true, chunks: 0, fallback: false };
     const chunkSize =
       opts.chunkSize ?? (size > this.chunkThreshold ? this.defaultChunkSize : undefined);
     if (chunkSize !== undefined && (!Number.isInteger(chunkSize) || chunkSize <= 0)) {
       throw new RangeError(`chunkSize must be a positive integer, got ${chunkSize}`);
     }
     const ctx = { repo, reference: digest };
-    const start = await this.request("POST", `/v2/${repo}/blobs/uploads/`, {
-      headers: { "content-length": "0" },
-    });
-    await this.expectStatus(start, [202], ctx);
-    await start.body?.cancel();
-    let location = this.uploadLocation(start, ctx);
+    const session = await this.startUpload(repo, ctx);
+    let location = session.location;
     let chunks = 0;
+    let fallback = false;
     let body: Uint8Array | undefined = bytes;
     if (chunkSize !== undefined) {
-      for (let offset = 0; offset < size; offset += chunkSize) {
-        const chunk = bytes.subarray(offset, Math.min(size, offset + chunkSize));
-        const res = await this.requestUrl("PATCH", location, {
-          headers: {
-            "content-type": "application/octet-stream",
-            "content-range": `${offset}-${offset + chunk.byteLength - 1}`,
-            "content-length": String(chunk.byteLength),
-          },
-          body: chunk,
-        });
-        await this.expectStatus(res, [202], ctx);
-        await res.body?.cancel();
-        location = this.uploadLocation(res, ctx);
-        chunks++;
+      const patched = await this.patchChunks(
+        location,
+        bytes,
+        Math.max(chunkSize, session.minChunk),
+        ctx,
+      );
+      if (patched.refused) {
+        await this.cancelUpload(patched.location);
+        location = (await this.startUpload(repo, ctx)).location;
+        fallback = true;
+      } else {
+        location = patched.location;
+        chunks = patched.chunks;
+        body = undefined;
       }
-      body = undefined;
     }
     const url = new URL(location);
     url.searchParams.set("digest", digest);
@@ -375,7 +383,68 @@ export class OciClient {
     await done.body?.cancel();
     const header = done.headers.get("docker-content-digest");
     if (header && header !== digest) verifyDigest(bytes, header, `uploaded blob in ${repo}`);
-    return { digest, size, skipped: false, chunks };
+    return { digest, size, skipped: false, chunks, fallback };
+  }
+
+  /** startUpload opens an upload session (POST) and reads its location and minimum chunk size. */
+  private async startUpload(
+    repo: string,
+    ctx: { repo: string; reference: string },
+  ): Promise<{ location: string; minChunk: number }> {
+    const res = await this.request("POST", `/v2/${repo}/blobs/uploads/`, {
+      headers: { "content-length": "0" },
+    });
+    await this.expectStatus(res, [202], ctx);
+    await res.body?.cancel();
+    const announced = Number(res.headers.get("oci-chunk-min-length") ?? "");
+    const minChunk = Number.isSafeInteger(announced) && announced > 0 ? announced : 0;
+    return { location: this.uploadLocation(res, ctx), minChunk };
+  }
+
+  /**
+   * patchChunks sends the blob as PATCHes; `refused` is true (with the session's last location)
+   * when the registry answered a chunk with a CHUNK_REFUSED status, so the caller can fall back.
+   */
+  private async patchChunks(
+    location: string,
+    bytes: Uint8Array,
+    chunkSize: number,
+    ctx: { repo: string; reference: string },
+  ): Promise<{ refused: boolean; location: string; chunks: number }> {
+    let chunks = 0;
+    for (let offset = 0; offset < bytes.byteLength; offset += chunkSize) {
+      const chunk = bytes.subarray(offset, Math.min(bytes.byteLength, offset + chunkSize));
+      const res = await this.requestUrl("PATCH", location, {
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${offset}-${offset + chunk.byteLength - 1}`,
+          "content-length": String(chunk.byteLength),
+        },
+        body: chunk,
+      });
+      if (CHUNK_REFUSED.has(res.status)) {
+        await res.body?.cancel();
+        return { refused: true, location, chunks };
+      }
+      await this.expectStatus(res, [202], ctx);
+      await res.body?.cancel();
+      location = this.uploadLocation(res, ctx);
+      chunks++;
+    }
+    return { refused: false, location, chunks };
+  }
+
+  /**
+   * cancelUpload abandons an upload session (DELETE) so a refused chunked upload does not linger
+   * until the registry purges it; it is best effort, as the fallback does not depend on it.
+   */
+  private async cancelUpload(location: string): Promise<void> {
+    try {
+      const res = await this.requestUrl("DELETE", location, {});
+      await res.body?.cancel();
+    } catch {
+      // A registry that cannot cancel sessions expires them itself.
+    }
   }
 
   private uploadLocation(res: Response, ctx: { repo: string; reference?: string }): string {
