@@ -33,7 +33,8 @@ import {
   spiffeBundle,
 } from "./wire-samples.js";
 
-const rulesAt = (problems: readonly Problem[]) => problems.map((p) => `${p.rule} ${p.pointer}`).sort();
+const rulesAt = (problems: readonly Problem[]) =>
+  problems.map((p) => `${p.rule} ${p.pointer}`).sort();
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe("invalid bodies give every problem, each with a pointer and a named rule", () => {
@@ -220,7 +221,7 @@ describe("invalid bodies give every problem, each with a pointer and a named rul
       "wire.enum /properties/peripherals/0/type",
       "wire.enum /properties/supportedDeploymentTypes/1",
       "wire.extension-not-object /x-acme-extensions",
-      "wire.label-value /labels/empty",
+      "wire.label-empty-array /labels/empty",
       "wire.label-value /labels/mixed",
       "wire.label-value /labels/obj",
       "wire.legacy-member /apiVersion",
@@ -238,6 +239,24 @@ describe("invalid bodies give every problem, each with a pointer and a named rul
     expect(
       problems.find((p) => p.pointer === "/properties/supportedDeploymentTypes/1")?.severity,
     ).toBe("warning");
+  });
+
+  it("capabilities: an empty label array is accepted (decided; see labelValueProblem) with a warning", () => {
+    // The labels description allows "an array of strings or numbers", which [] is; only the
+    // schema's oneOf refuses it (it matches both array branches). We accept it and warn.
+    const caps = fullCapabilities();
+    caps.labels = { e: [], s: ["a"], n: [1, 2.5] };
+    const bytes = encodeDeviceCapabilities(caps);
+    expect(text(bytes)).toContain('"e":[]');
+    const { value, problems } = decodeDeviceCapabilities(bytes);
+    expect(value?.labels).toEqual({ e: [], s: ["a"], n: [1, 2.5] });
+    expect(problems).toEqual([
+      expect.objectContaining({
+        rule: "wire.label-empty-array",
+        pointer: "/labels/e",
+        severity: "warning",
+      }),
+    ]);
   });
 
   it("problem detail: required members, formats, integer status, enum; extension members kept", () => {

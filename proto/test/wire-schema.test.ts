@@ -99,6 +99,21 @@ describe("encoder output validates against the verbatim rc.3 OpenAPI schemas", (
     );
   });
 
+  it("the verbatim schema refuses an empty label array that the codec accepts by decision", () => {
+    // labels.additionalProperties is a oneOf whose two array branches both match [], so JSON
+    // Schema rejects it although the description allows "an array of strings or numbers". The
+    // codec accepts [] with a wire.label-empty-array warning (device-capabilities.ts), so
+    // generated samples below never carry an empty label array.
+    const caps = fullCapabilities();
+    caps.labels = { e: [] };
+    const body = asJson(encodeDeviceCapabilities(caps));
+    expect(wmSchema("DeviceCapabilitiesManifest")(body).map((e) => e.keyword)).toContain("oneOf");
+    caps.labels = { e: ["x"] };
+    expect(wmSchema("DeviceCapabilitiesManifest")(asJson(encodeDeviceCapabilities(caps)))).toEqual(
+      [],
+    );
+  });
+
   it("the in-memory patches touch only the two documented quirks", () => {
     const raw = loadOpenApi(WORKLOAD_API).components.schemas;
     expect(raw.UnsignedAppStateManifest?.required).toEqual([

@@ -181,8 +181,15 @@ function readProperties(r: Reader, v: JsonValue, at: string): DeviceProperties |
 }
 
 /**
- * labelValueProblem applies the OpenAPI oneOf for label values. An empty array matches both array
- * branches of that oneOf and so is invalid; mixed arrays match neither.
+ * labelValueProblem applies the OpenAPI rule for label values: a string, number, boolean, or an
+ * array of all strings or all numbers (mixed arrays match neither array branch).
+ *
+ * Decision on the empty array: it is ACCEPTED. The labels description says values "MUST be a
+ * string, number, boolean, or an array of strings or numbers", and [] is both. Only the schema's
+ * oneOf rejects it, because [] matches both array branches and oneOf demands exactly one: an
+ * authoring artifact (anyOf was evidently meant), not a requirement. Since a peer validating
+ * with the verbatim schema would still refuse it, the decoder reports wire.label-empty-array as
+ * a warning so the sender learns of that risk, and the encoder writes it.
  */
 function labelValueProblem(v: JsonValue): string | undefined {
   if (
@@ -194,7 +201,7 @@ function labelValueProblem(v: JsonValue): string | undefined {
     return undefined;
   }
   if (Array.isArray(v)) {
-    if (v.length === 0) return "an empty array matches both array forms of the schema's oneOf";
+    if (v.length === 0) return undefined;
     if (v.every((x) => typeof x === "string")) return undefined;
     if (v.every((x) => typeof x === "number" || typeof x === "bigint")) return undefined;
     return "an array must hold only strings or only numbers";
@@ -209,6 +216,13 @@ function readLabels(r: Reader, obj: JsonObject): Record<string, JsonValue> | und
   const out: Record<string, JsonValue> = {};
   let ok = true;
   for (const [k, v] of Object.entries(labels)) {
+    if (Array.isArray(v) && v.length === 0) {
+      r.warn(
+        "wire.label-empty-array",
+        pointer("labels", k),
+        "empty array: valid by the labels description, but the schema's oneOf matches it twice, so strict JSON Schema peers may refuse it",
+      );
+    }
     const why = labelValueProblem(v);
     if (why) {
       r.error("wire.label-value", pointer("labels", k), why);

@@ -120,8 +120,14 @@ export const WIRE_RULES: readonly WireRule[] = [
   {
     id: "wire.label-value",
     description:
-      "label value is not a string, number, boolean or non-empty array of all strings or all numbers",
+      "label value is not a string, number, boolean or array of all strings or all numbers",
     source: `${WMA} DeviceCapabilitiesManifest.labels`,
+  },
+  {
+    id: "wire.label-empty-array",
+    description:
+      "warning: label value is an empty array; valid by the labels description, but the schema's oneOf matches it in both array branches so strict validators refuse it",
+    source: `${WMA} DeviceCapabilitiesManifest.labels (description vs additionalProperties.oneOf)`,
   },
   {
     id: "wire.https",
