@@ -477,6 +477,39 @@ describe("validateDescription", () => {
   });
 });
 
+describe("version tag and empty lists", () => {
+  it.each([
+    ["1.0.0+build.1", []],
+    ["1.0.0-rc.1", []],
+    ["1.0.0 beta", ["description.version-tag"]],
+    [".1.0", ["description.version-tag"]],
+    [`1.${"0".repeat(130)}`, ["description.version-tag"]],
+  ])("version %s", (version, rules) => {
+    const d = base();
+    d.metadata.version = version;
+    expect(rulesOf(encodeDescriptionDoc(d))).toEqual(rules);
+  });
+
+  it("warns on empty deploymentProfiles and components", () => {
+    const d = base() as Doc;
+    d.deploymentProfiles[0].components = [];
+    d.parameters = {};
+    const r = validateDescription(encodeDescriptionDoc(d as ApplicationDescriptionDoc));
+    expect(r.problems.map((p) => [p.rule, p.pointer, p.severity])).toContainEqual([
+      "description.empty-list",
+      "/deploymentProfiles/0/components",
+      "warning",
+    ]);
+    d.deploymentProfiles = [];
+    const r2 = validateDescription(encodeDescriptionDoc(d as ApplicationDescriptionDoc));
+    expect(r2.problems.map((p) => [p.rule, p.pointer, p.severity])).toContainEqual([
+      "description.empty-list",
+      "/deploymentProfiles",
+      "warning",
+    ]);
+  });
+});
+
 describe("integers beyond 2^53", () => {
   function withWorkers(value: string, maxValue?: number): string {
     const d = base() as Doc;

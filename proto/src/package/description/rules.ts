@@ -193,6 +193,16 @@ export const DESCRIPTION_RULES: readonly DescriptionRule[] = [
     source: "digest 2.5",
   },
   {
+    id: "description.version-tag",
+    text: "metadata.version, with + written as _, must be a valid OCI tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}); registry tags must equal it.",
+    source: "digest 3.2 (tags equal metadata.version)",
+  },
+  {
+    id: "description.empty-list",
+    text: "Warning: deploymentProfiles or a profile's components is an empty list; such a package cannot deploy.",
+    source: "digest 2.2 (LinkML sets no cardinality)",
+  },
+  {
     id: "description.integer-precision",
     text: "Warning: an integer beyond 2^53 is kept exact in the document but the model's google.protobuf.Value (a double) holds the nearest double.",
     source: "digest 2.5 (integer dataType); model limit of this implementation",

@@ -1,3 +1,4 @@
+import { TAG_RE, versionToTag } from "../../oci/reference.js";
 import { type Problem, pointer, problem, warning } from "../../problem.js";
 import { checkParameterValue, DATA_TYPES, type SchemaRule } from "./parameter-value.js";
 import { isPlainObject } from "./shape.js";
@@ -74,6 +75,50 @@ function checkSelector(
     // Item keys are pointers relative to the array element (digest 2.3, step 4).
     checkSelector(expr.itemSelector, [...at, "itemSelector"], true, out);
   }
+}
+
+/**
+ * Registry tags of the package and its components MUST equal metadata.version with + written
+ * as _ (digest 3.2), so a version no tag can spell makes the package unpublishable.
+ */
+function checkVersionTag(doc: Obj, out: Problem[]): void {
+  const meta = doc.metadata;
+  const version = isPlainObject(meta) ? str(meta.version) : undefined;
+  if (version === undefined) return;
+  const tag = versionToTag(version);
+  if (!TAG_RE.test(tag))
+    out.push(
+      problem(
+        "description.version-tag",
+        pointer("metadata", "version"),
+        `version ${JSON.stringify(version)} gives tag ${JSON.stringify(tag)}, which is not a valid OCI tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})`,
+      ),
+    );
+}
+
+/**
+ * The LinkML sets no minimum cardinality, so empty lists are valid, but a package with no
+ * profile or a profile with no component has nothing a device could deploy: warn, not reject.
+ */
+function checkNonEmptyLists(doc: Obj, out: Problem[]): void {
+  const empty = (v: unknown) => Array.isArray(v) && v.length === 0;
+  if (empty(doc.deploymentProfiles))
+    out.push(
+      warning(
+        "description.empty-list",
+        pointer("deploymentProfiles"),
+        "deploymentProfiles is empty: the package cannot be deployed anywhere",
+      ),
+    );
+  for (const [p, profile] of objects(doc.deploymentProfiles))
+    if (empty(profile.components))
+      out.push(
+        warning(
+          "description.empty-list",
+          pointer("deploymentProfiles", p, "components"),
+          "components is empty: this deployment profile deploys nothing",
+        ),
+      );
 }
 
 function checkProfiles(doc: Obj, out: Problem[]): Set<string> {
@@ -343,6 +388,8 @@ function checkConfiguration(doc: Obj, out: Problem[]): void {
 export function checkSemantics(doc: unknown): Problem[] {
   const out: Problem[] = [];
   if (!isPlainObject(doc)) return out;
+  checkVersionTag(doc, out);
+  checkNonEmptyLists(doc, out);
   const names = checkProfiles(doc, out);
   checkParameters(doc, names, out);
   checkConfiguration(doc, out);
