@@ -6,6 +6,14 @@ import {
   DEPLOYMENT_PROFILE_TYPES,
   DEPLOYMENT_STATES,
   DEVICE_ARCHITECTURES,
+  type Decoded,
+  decodeApplicationDeployment,
+  decodeDeploymentStatus,
+  decodeDeviceCapabilities,
+  decodeDiscoveryDocument,
+  decodeProblemDetail,
+  decodeSpiffeBundle,
+  decodeStateManifest,
   encodeApplicationDeployment,
   encodeDeploymentStatus,
   encodeDeviceCapabilities,
@@ -23,10 +31,12 @@ import {
   loadOpenApi,
   type OpenApi,
   patchWorkloadQuirks,
+  type SchemaCheck,
   schemaValidator,
   TRUST_API,
   WORKLOAD_API,
 } from "./support/spec.js";
+import * as gen from "./support/wire-generators.js";
 import {
   discoveryDocument,
   emptyManifest,
@@ -133,6 +143,162 @@ describe("encoder output validates against the verbatim rc.3 OpenAPI schemas", (
       "bundle",
       "deployments",
     ]);
+  });
+});
+
+/** SAMPLES_PER_TYPE generated values per message type (seeds 1..N; a failure names its seed). */
+const SAMPLES_PER_TYPE = 150;
+
+interface Generated<T> {
+  schema: (name: string) => SchemaCheck;
+  name: string;
+  make: (rng: gen.Rng) => T;
+  encode: (value: T) => Uint8Array;
+  decode: (input: Uint8Array) => Decoded<T>;
+  /** How a JSON Schema peer reads the body. */
+  read: (bytes: Uint8Array) => unknown;
+}
+
+const readYaml = (bytes: Uint8Array) =>
+  parseYamlText(new TextDecoder().decode(bytes), { intAsBigInt: false });
+
+function generated<T>(g: Generated<T>): Generated<unknown> {
+  return g as unknown as Generated<unknown>;
+}
+
+const GENERATED: Array<Generated<unknown>> = [
+  generated({
+    schema: wmSchema,
+    name: "UnsignedAppStateManifest",
+    make: gen.stateManifest,
+    encode: encodeStateManifest,
+    decode: decodeStateManifest,
+    read: asJson,
+  }),
+  generated({
+    schema: wmSchema,
+    name: "DeploymentStatusManifest",
+    make: gen.deploymentStatus,
+    encode: encodeDeploymentStatus,
+    decode: decodeDeploymentStatus,
+    read: asJson,
+  }),
+  generated({
+    schema: wmSchema,
+    name: "DeviceCapabilitiesManifest",
+    make: gen.deviceCapabilities,
+    encode: encodeDeviceCapabilities,
+    decode: decodeDeviceCapabilities,
+    read: asJson,
+  }),
+  generated({
+    schema: wmSchema,
+    name: "ProblemDetail",
+    make: gen.problemDetail,
+    encode: encodeProblemDetail,
+    decode: decodeProblemDetail,
+    read: asJson,
+  }),
+  generated({
+    schema: wmSchema,
+    name: "appDeploymentManifest",
+    make: gen.applicationDeployment,
+    encode: encodeApplicationDeployment,
+    decode: decodeApplicationDeployment,
+    read: readYaml,
+  }),
+  generated({
+    schema: trustSchema,
+    name: "DiscoveryDocument",
+    make: gen.discoveryDocument,
+    encode: encodeDiscoveryDocument,
+    decode: decodeDiscoveryDocument,
+    read: asJson,
+  }),
+  generated({
+    schema: trustSchema,
+    name: "SpiffeBundle",
+    make: gen.spiffeBundle,
+    encode: encodeSpiffeBundle,
+    decode: decodeSpiffeBundle,
+    read: asJson,
+  }),
+  generated({
+    schema: trustSchema,
+    name: "ProblemDetail",
+    make: gen.problemDetail,
+    encode: encodeProblemDetail,
+    decode: decodeProblemDetail,
+    read: asJson,
+  }),
+];
+
+describe(`${SAMPLES_PER_TYPE} generated values per message type: schema-valid and round-tripping`, () => {
+  for (const g of GENERATED) {
+    const api = g.schema === trustSchema ? "trust API" : "workload API";
+    it(`${g.name} (${api})`, () => {
+      const check = g.schema(g.name);
+      for (let seed = 1; seed <= SAMPLES_PER_TYPE; seed++) {
+        const value = g.make(new gen.Rng(seed));
+        const bytes = g.encode(value);
+        expect(check(g.read(bytes)), `seed ${seed}`).toEqual([]);
+        const decoded = g.decode(bytes);
+        expect(decoded.problems, `seed ${seed}`).toEqual([]);
+        expect(decoded.value, `seed ${seed}`).toEqual(value);
+      }
+    });
+  }
+
+  it("the generator reaches every enum value, both bundle forms and 2^64-1", () => {
+    const seen = new Set<string>();
+    for (let seed = 1; seed <= SAMPLES_PER_TYPE; seed++) {
+      const m = gen.stateManifest(new gen.Rng(seed));
+      seen.add(m.bundle ? "bundle" : "null-bundle");
+      if (m.manifestVersion === (1n << 64n) - 1n) seen.add("u64-max");
+      const s = gen.deploymentStatus(new gen.Rng(seed));
+      seen.add(`state:${DEPLOYMENT_STATES.toWire(s.status?.state ?? 0)}`);
+      const c = gen.deviceCapabilities(new gen.Rng(seed));
+      for (const cpu of c.properties?.cpus ?? [])
+        seen.add(`arch:${DEVICE_ARCHITECTURES.toWire(cpu.architecture)}`);
+      for (const p of c.properties?.peripherals ?? [])
+        seen.add(`peripheral:${PERIPHERAL_TYPES.toWire(p.type)}`);
+      for (const i of c.properties?.interfaces ?? [])
+        seen.add(`interface:${INTERFACE_TYPES.toWire(i.type)}`);
+      for (const v of Object.values(c.labels))
+        seen.add(`label:${Array.isArray(v) ? `${typeof v[0]}[]` : typeof v}`);
+      if (Object.keys(c.extensions).length > 0) seen.add("extensions");
+      const p = gen.problemDetail(new gen.Rng(seed));
+      seen.add(`backoff:${BACKOFF_STRATEGIES.toWire(p.backoffStrategy)}`);
+      const d = gen.applicationDeployment(new gen.Rng(seed));
+      seen.add(`profile:${d.spec?.deploymentProfile?.type}`);
+      for (const rule of d.spec?.deploymentProfile?.deviceConstraints?.eligibilityRules ?? [])
+        for (const e of rule.propertySelector?.matchExpressions ?? [])
+          seen.add(`operator:${SELECTOR_OPERATORS.toWire(e.operator)}`);
+      for (const a of d.spec?.deploymentProfile?.deviceConstraints?.capacityRequirements?.cpu
+        ?.architectures ?? [])
+        seen.add(`app-arch:${APP_ARCHITECTURES.toWire(a)}`);
+    }
+    const expected = [
+      "bundle",
+      "null-bundle",
+      "u64-max",
+      "extensions",
+      ...DEPLOYMENT_STATES.wireValues.map((v) => `state:${v}`),
+      ...DEVICE_ARCHITECTURES.wireValues.map((v) => `arch:${v}`),
+      ...PERIPHERAL_TYPES.wireValues.map((v) => `peripheral:${v}`),
+      ...INTERFACE_TYPES.wireValues.map((v) => `interface:${v}`),
+      ...BACKOFF_STRATEGIES.wireValues.map((v) => `backoff:${v}`),
+      ...SELECTOR_OPERATORS.wireValues.map((v) => `operator:${v}`),
+      ...APP_ARCHITECTURES.wireValues.map((v) => `app-arch:${v}`),
+      ...DEPLOYMENT_PROFILE_TYPES.map((v) => `profile:${v}`),
+      "label:string",
+      "label:number",
+      "label:bigint",
+      "label:boolean",
+      "label:string[]",
+      "label:number[]",
+    ];
+    expect(expected.filter((k) => !seen.has(k))).toEqual([]);
   });
 });
 
