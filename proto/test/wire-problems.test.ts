@@ -284,6 +284,19 @@ describe("invalid bodies give every problem, each with a pointer and a named rul
     expect(ok.value?.extensionMembers).toEqual({ vendor_code: "E1" });
   });
 
+  it("ApplicationDeployment: YAML values with no JSON form are refused at their pointer", () => {
+    // Before: a !!binary parameter decoded as {"0":104,...} and a timestamp label as {}.
+    const yaml = text(encodeApplicationDeployment(fullDeployment()))
+      .replace('value: "120"', "value: !!binary aGVsbG8=")
+      .replace("team: ops", "team: !!timestamp 2001-12-14");
+    const { value, problems } = decodeApplicationDeployment(yaml);
+    expect(value).toBeUndefined();
+    expect(rulesAt(problems)).toEqual([
+      "wire.yaml-type /metadata/labels/team",
+      "wire.yaml-type /spec/parameters/pollFrequency/value",
+    ]);
+  });
+
   it("ApplicationDeployment: closed spec/profile/component, patterns, enum, extension shape", () => {
     const yaml = [
       "id: x",
