@@ -3,6 +3,8 @@
  * validator for every Margo archive rule, a confined extractor, deterministic packing and a tar
  * writer able to produce hostile archives for tests.
  */
+
+export { resolveInside, splitArchivePath } from "./archive-paths.js";
 export {
   COMPOSE_FILE,
   INVALID_COMPOSE_NAMES,

@@ -2,8 +2,7 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type Problem, problem } from "../../problem.js";
-import { resolveInside, splitArchivePath } from "../archive/archive-paths.js";
-import { readTarGz, type TarEntry } from "../archive/index.js";
+import { readTarGz, resolveInside, splitArchivePath, type TarEntry } from "../archive/index.js";
 import { findHooksAndCrds } from "./template-manifests.js";
 
 /** What validateHelmChart learned about the chart; name/version are absent if Chart.yaml is bad. */
