@@ -41,9 +41,38 @@ export interface AddClientRequest {
   displayName?: string | undefined;
 }
 
-/** AddClientResponse returns the admitted client. */
+/** AddClientResponse returns the admitted client and its first SVID. */
 export interface AddClientResponse {
   client?: Client | undefined;
+  credentials?: ClientCredentials | undefined;
+}
+
+/**
+ * ClientCredentials is what an operator installs on a device (digest 5.7): its SVID, the key
+ * and the trust bundle; the key never stays at the WFM.
+ */
+export interface ClientCredentials {
+  spiffeId: string;
+  /** Leaf first, then any intermediates (digest 5.2). */
+  certificateChainPem: string;
+  privateKeyPem: string;
+  /** Every anchor of the current trust bundle, PEM. */
+  trustBundlePem: string;
+  /** The same anchors as the SPIFFE bundle document served by the WFM. */
+  spiffeBundleJson: Buffer;
+  notAfter?: Date | undefined;
+}
+
+/** IssueClientCredentialsRequest names an admitted client. */
+export interface IssueClientCredentialsRequest {
+  clientId: string;
+  /** Lifetime of the SVID in seconds; 0 takes the WFM's default. */
+  lifetimeSeconds: number;
+}
+
+/** IssueClientCredentialsResponse returns the new SVID. */
+export interface IssueClientCredentialsResponse {
+  credentials?: ClientCredentials | undefined;
 }
 
 /** RemoveClientRequest retires a client. */
@@ -167,6 +196,23 @@ export interface DeleteDeploymentRequest {
 export interface DeleteDeploymentResponse {
 }
 
+/** UpdateDeploymentRequest replaces the parameter values of a deployment. */
+export interface UpdateDeploymentRequest {
+  deploymentId: string;
+  /** The full set of overrides; parameters left out fall back to description defaults. */
+  parameters: { [key: string]: any | undefined };
+}
+
+export interface UpdateDeploymentRequest_ParametersEntry {
+  key: string;
+  value?: any | undefined;
+}
+
+/** UpdateDeploymentResponse returns the new revision. */
+export interface UpdateDeploymentResponse {
+  deployment?: Deployment | undefined;
+}
+
 /** ListDeploymentsRequest filters by client and/or device; empty filters match everything. */
 export interface ListDeploymentsRequest {
   clientId?: string | undefined;
@@ -213,6 +259,27 @@ export interface ListDeploymentStatusesRequest {
 /** ListDeploymentStatusesResponse lists the latest reports. */
 export interface ListDeploymentStatusesResponse {
   statuses: ReportedStatus[];
+}
+
+/** RotateAuthorityRequest is empty. */
+export interface RotateAuthorityRequest {
+}
+
+/** RotateAuthorityResponse describes the bundle after the change. */
+export interface RotateAuthorityResponse {
+  spiffeSequence: bigint;
+  /** SHA-256 fingerprints (hex) of the anchors now in the bundle, issuing one first. */
+  anchorFingerprints: string[];
+}
+
+/** RetirePreviousAuthoritiesRequest is empty. */
+export interface RetirePreviousAuthoritiesRequest {
+}
+
+/** RetirePreviousAuthoritiesResponse describes the bundle after the change. */
+export interface RetirePreviousAuthoritiesResponse {
+  spiffeSequence: bigint;
+  anchorFingerprints: string[];
 }
 
 function createBaseClient(): Client {
@@ -442,13 +509,16 @@ export const AddClientRequest: MessageFns<AddClientRequest> = {
 };
 
 function createBaseAddClientResponse(): AddClientResponse {
-  return { client: undefined };
+  return { client: undefined, credentials: undefined };
 }
 
 export const AddClientResponse: MessageFns<AddClientResponse> = {
   encode(message: AddClientResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.client !== undefined) {
       Client.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    if (message.credentials !== undefined) {
+      ClientCredentials.encode(message.credentials, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -474,6 +544,14 @@ export const AddClientResponse: MessageFns<AddClientResponse> = {
             message.client = Client.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.credentials = ClientCredentials.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -487,13 +565,19 @@ export const AddClientResponse: MessageFns<AddClientResponse> = {
   },
 
   fromJSON(object: any): AddClientResponse {
-    return { client: isSet(object.client) ? Client.fromJSON(object.client) : undefined };
+    return {
+      client: isSet(object.client) ? Client.fromJSON(object.client) : undefined,
+      credentials: isSet(object.credentials) ? ClientCredentials.fromJSON(object.credentials) : undefined,
+    };
   },
 
   toJSON(message: AddClientResponse): unknown {
     const obj: any = {};
     if (message.client !== undefined) {
       obj.client = Client.toJSON(message.client);
+    }
+    if (message.credentials !== undefined) {
+      obj.credentials = ClientCredentials.toJSON(message.credentials);
     }
     return obj;
   },
@@ -505,6 +589,351 @@ export const AddClientResponse: MessageFns<AddClientResponse> = {
     const message = createBaseAddClientResponse();
     message.client = (object.client !== undefined && object.client !== null)
       ? Client.fromPartial(object.client)
+      : undefined;
+    message.credentials = (object.credentials !== undefined && object.credentials !== null)
+      ? ClientCredentials.fromPartial(object.credentials)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseClientCredentials(): ClientCredentials {
+  return {
+    spiffeId: "",
+    certificateChainPem: "",
+    privateKeyPem: "",
+    trustBundlePem: "",
+    spiffeBundleJson: Buffer.alloc(0),
+    notAfter: undefined,
+  };
+}
+
+export const ClientCredentials: MessageFns<ClientCredentials> = {
+  encode(message: ClientCredentials, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spiffeId !== "") {
+      writer.uint32(10).string(message.spiffeId);
+    }
+    if (message.certificateChainPem !== "") {
+      writer.uint32(18).string(message.certificateChainPem);
+    }
+    if (message.privateKeyPem !== "") {
+      writer.uint32(26).string(message.privateKeyPem);
+    }
+    if (message.trustBundlePem !== "") {
+      writer.uint32(34).string(message.trustBundlePem);
+    }
+    if (message.spiffeBundleJson.length !== 0) {
+      writer.uint32(42).bytes(message.spiffeBundleJson);
+    }
+    if (message.notAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.notAfter), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientCredentials {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientCredentials();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spiffeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.certificateChainPem = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.privateKeyPem = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trustBundlePem = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.spiffeBundleJson = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.notAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClientCredentials {
+    return {
+      spiffeId: isSet(object.spiffeId)
+        ? globalThis.String(object.spiffeId)
+        : isSet(object.spiffe_id)
+        ? globalThis.String(object.spiffe_id)
+        : "",
+      certificateChainPem: isSet(object.certificateChainPem)
+        ? globalThis.String(object.certificateChainPem)
+        : isSet(object.certificate_chain_pem)
+        ? globalThis.String(object.certificate_chain_pem)
+        : "",
+      privateKeyPem: isSet(object.privateKeyPem)
+        ? globalThis.String(object.privateKeyPem)
+        : isSet(object.private_key_pem)
+        ? globalThis.String(object.private_key_pem)
+        : "",
+      trustBundlePem: isSet(object.trustBundlePem)
+        ? globalThis.String(object.trustBundlePem)
+        : isSet(object.trust_bundle_pem)
+        ? globalThis.String(object.trust_bundle_pem)
+        : "",
+      spiffeBundleJson: isSet(object.spiffeBundleJson)
+        ? Buffer.from(bytesFromBase64(object.spiffeBundleJson))
+        : isSet(object.spiffe_bundle_json)
+        ? Buffer.from(bytesFromBase64(object.spiffe_bundle_json))
+        : Buffer.alloc(0),
+      notAfter: isSet(object.notAfter)
+        ? fromJsonTimestamp(object.notAfter)
+        : isSet(object.not_after)
+        ? fromJsonTimestamp(object.not_after)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ClientCredentials): unknown {
+    const obj: any = {};
+    if (message.spiffeId !== "") {
+      obj.spiffeId = message.spiffeId;
+    }
+    if (message.certificateChainPem !== "") {
+      obj.certificateChainPem = message.certificateChainPem;
+    }
+    if (message.privateKeyPem !== "") {
+      obj.privateKeyPem = message.privateKeyPem;
+    }
+    if (message.trustBundlePem !== "") {
+      obj.trustBundlePem = message.trustBundlePem;
+    }
+    if (message.spiffeBundleJson.length !== 0) {
+      obj.spiffeBundleJson = base64FromBytes(message.spiffeBundleJson);
+    }
+    if (message.notAfter !== undefined) {
+      obj.notAfter = message.notAfter.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClientCredentials>): ClientCredentials {
+    return ClientCredentials.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClientCredentials>): ClientCredentials {
+    const message = createBaseClientCredentials();
+    message.spiffeId = object.spiffeId ?? "";
+    message.certificateChainPem = object.certificateChainPem ?? "";
+    message.privateKeyPem = object.privateKeyPem ?? "";
+    message.trustBundlePem = object.trustBundlePem ?? "";
+    message.spiffeBundleJson = object.spiffeBundleJson ?? Buffer.alloc(0);
+    message.notAfter = object.notAfter ?? undefined;
+    return message;
+  },
+};
+
+function createBaseIssueClientCredentialsRequest(): IssueClientCredentialsRequest {
+  return { clientId: "", lifetimeSeconds: 0 };
+}
+
+export const IssueClientCredentialsRequest: MessageFns<IssueClientCredentialsRequest> = {
+  encode(message: IssueClientCredentialsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    if (message.lifetimeSeconds !== 0) {
+      writer.uint32(16).uint32(message.lifetimeSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueClientCredentialsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueClientCredentialsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lifetimeSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueClientCredentialsRequest {
+    return {
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      lifetimeSeconds: isSet(object.lifetimeSeconds)
+        ? globalThis.Number(object.lifetimeSeconds)
+        : isSet(object.lifetime_seconds)
+        ? globalThis.Number(object.lifetime_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: IssueClientCredentialsRequest): unknown {
+    const obj: any = {};
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.lifetimeSeconds !== 0) {
+      obj.lifetimeSeconds = Math.round(message.lifetimeSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IssueClientCredentialsRequest>): IssueClientCredentialsRequest {
+    return IssueClientCredentialsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IssueClientCredentialsRequest>): IssueClientCredentialsRequest {
+    const message = createBaseIssueClientCredentialsRequest();
+    message.clientId = object.clientId ?? "";
+    message.lifetimeSeconds = object.lifetimeSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseIssueClientCredentialsResponse(): IssueClientCredentialsResponse {
+  return { credentials: undefined };
+}
+
+export const IssueClientCredentialsResponse: MessageFns<IssueClientCredentialsResponse> = {
+  encode(message: IssueClientCredentialsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.credentials !== undefined) {
+      ClientCredentials.encode(message.credentials, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueClientCredentialsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueClientCredentialsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.credentials = ClientCredentials.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueClientCredentialsResponse {
+    return { credentials: isSet(object.credentials) ? ClientCredentials.fromJSON(object.credentials) : undefined };
+  },
+
+  toJSON(message: IssueClientCredentialsResponse): unknown {
+    const obj: any = {};
+    if (message.credentials !== undefined) {
+      obj.credentials = ClientCredentials.toJSON(message.credentials);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IssueClientCredentialsResponse>): IssueClientCredentialsResponse {
+    return IssueClientCredentialsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IssueClientCredentialsResponse>): IssueClientCredentialsResponse {
+    const message = createBaseIssueClientCredentialsResponse();
+    message.credentials = (object.credentials !== undefined && object.credentials !== null)
+      ? ClientCredentials.fromPartial(object.credentials)
       : undefined;
     return message;
   },
@@ -2157,6 +2586,281 @@ export const DeleteDeploymentResponse: MessageFns<DeleteDeploymentResponse> = {
   },
 };
 
+function createBaseUpdateDeploymentRequest(): UpdateDeploymentRequest {
+  return { deploymentId: "", parameters: {} };
+}
+
+export const UpdateDeploymentRequest: MessageFns<UpdateDeploymentRequest> = {
+  encode(message: UpdateDeploymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deploymentId !== "") {
+      writer.uint32(10).string(message.deploymentId);
+    }
+    globalThis.Object.entries(message.parameters).forEach(([key, value]: [string, any | undefined]) => {
+      if (value !== undefined) {
+        UpdateDeploymentRequest_ParametersEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+      }
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateDeploymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateDeploymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deploymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = UpdateDeploymentRequest_ParametersEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.parameters[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateDeploymentRequest {
+    return {
+      deploymentId: isSet(object.deploymentId)
+        ? globalThis.String(object.deploymentId)
+        : isSet(object.deployment_id)
+        ? globalThis.String(object.deployment_id)
+        : "",
+      parameters: isObject(object.parameters)
+        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
+          (acc: { [key: string]: any | undefined }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: value as any | undefined,
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: UpdateDeploymentRequest): unknown {
+    const obj: any = {};
+    if (message.deploymentId !== "") {
+      obj.deploymentId = message.deploymentId;
+    }
+    if (message.parameters) {
+      const entries = globalThis.Object.entries(message.parameters) as [string, any | undefined][];
+      if (entries.length > 0) {
+        obj.parameters = {};
+        entries.forEach(([k, v]) => {
+          obj.parameters[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateDeploymentRequest>): UpdateDeploymentRequest {
+    return UpdateDeploymentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateDeploymentRequest>): UpdateDeploymentRequest {
+    const message = createBaseUpdateDeploymentRequest();
+    message.deploymentId = object.deploymentId ?? "";
+    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, any | undefined][]).reduce(
+      (acc: { [key: string]: any | undefined }, [key, value]: [string, any | undefined]) => {
+        if (value !== undefined) {
+          acc[key] = value;
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseUpdateDeploymentRequest_ParametersEntry(): UpdateDeploymentRequest_ParametersEntry {
+  return { key: "", value: undefined };
+}
+
+export const UpdateDeploymentRequest_ParametersEntry: MessageFns<UpdateDeploymentRequest_ParametersEntry> = {
+  encode(message: UpdateDeploymentRequest_ParametersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      Value.encode(Value.wrap(message.value), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateDeploymentRequest_ParametersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateDeploymentRequest_ParametersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateDeploymentRequest_ParametersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object?.value) ? object.value : undefined,
+    };
+  },
+
+  toJSON(message: UpdateDeploymentRequest_ParametersEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateDeploymentRequest_ParametersEntry>): UpdateDeploymentRequest_ParametersEntry {
+    return UpdateDeploymentRequest_ParametersEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateDeploymentRequest_ParametersEntry>): UpdateDeploymentRequest_ParametersEntry {
+    const message = createBaseUpdateDeploymentRequest_ParametersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value === undefined ? undefined : object.value;
+    return message;
+  },
+};
+
+function createBaseUpdateDeploymentResponse(): UpdateDeploymentResponse {
+  return { deployment: undefined };
+}
+
+export const UpdateDeploymentResponse: MessageFns<UpdateDeploymentResponse> = {
+  encode(message: UpdateDeploymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deployment !== undefined) {
+      Deployment.encode(message.deployment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateDeploymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateDeploymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deployment = Deployment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateDeploymentResponse {
+    return { deployment: isSet(object.deployment) ? Deployment.fromJSON(object.deployment) : undefined };
+  },
+
+  toJSON(message: UpdateDeploymentResponse): unknown {
+    const obj: any = {};
+    if (message.deployment !== undefined) {
+      obj.deployment = Deployment.toJSON(message.deployment);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateDeploymentResponse>): UpdateDeploymentResponse {
+    return UpdateDeploymentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateDeploymentResponse>): UpdateDeploymentResponse {
+    const message = createBaseUpdateDeploymentResponse();
+    message.deployment = (object.deployment !== undefined && object.deployment !== null)
+      ? Deployment.fromPartial(object.deployment)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseListDeploymentsRequest(): ListDeploymentsRequest {
   return { clientId: undefined, deviceId: undefined };
 }
@@ -2869,6 +3573,306 @@ export const ListDeploymentStatusesResponse: MessageFns<ListDeploymentStatusesRe
   },
 };
 
+function createBaseRotateAuthorityRequest(): RotateAuthorityRequest {
+  return {};
+}
+
+export const RotateAuthorityRequest: MessageFns<RotateAuthorityRequest> = {
+  encode(_: RotateAuthorityRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateAuthorityRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateAuthorityRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RotateAuthorityRequest {
+    return {};
+  },
+
+  toJSON(_: RotateAuthorityRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateAuthorityRequest>): RotateAuthorityRequest {
+    return RotateAuthorityRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<RotateAuthorityRequest>): RotateAuthorityRequest {
+    const message = createBaseRotateAuthorityRequest();
+    return message;
+  },
+};
+
+function createBaseRotateAuthorityResponse(): RotateAuthorityResponse {
+  return { spiffeSequence: 0n, anchorFingerprints: [] };
+}
+
+export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
+  encode(message: RotateAuthorityResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spiffeSequence !== 0n) {
+      if (BigInt.asUintN(64, message.spiffeSequence) !== message.spiffeSequence) {
+        throw new globalThis.Error("value provided for field message.spiffeSequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.spiffeSequence);
+    }
+    for (const v of message.anchorFingerprints) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateAuthorityResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateAuthorityResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.spiffeSequence = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.anchorFingerprints.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateAuthorityResponse {
+    return {
+      spiffeSequence: isSet(object.spiffeSequence)
+        ? BigInt(object.spiffeSequence)
+        : isSet(object.spiffe_sequence)
+        ? BigInt(object.spiffe_sequence)
+        : 0n,
+      anchorFingerprints: globalThis.Array.isArray(object?.anchorFingerprints)
+        ? object.anchorFingerprints.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.anchor_fingerprints)
+        ? object.anchor_fingerprints.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RotateAuthorityResponse): unknown {
+    const obj: any = {};
+    if (message.spiffeSequence !== 0n) {
+      obj.spiffeSequence = message.spiffeSequence.toString();
+    }
+    if (message.anchorFingerprints?.length) {
+      obj.anchorFingerprints = message.anchorFingerprints;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateAuthorityResponse>): RotateAuthorityResponse {
+    return RotateAuthorityResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateAuthorityResponse>): RotateAuthorityResponse {
+    const message = createBaseRotateAuthorityResponse();
+    message.spiffeSequence = (object.spiffeSequence !== undefined && object.spiffeSequence !== null)
+      ? BigInt(object.spiffeSequence)
+      : 0n;
+    message.anchorFingerprints = object.anchorFingerprints?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRetirePreviousAuthoritiesRequest(): RetirePreviousAuthoritiesRequest {
+  return {};
+}
+
+export const RetirePreviousAuthoritiesRequest: MessageFns<RetirePreviousAuthoritiesRequest> = {
+  encode(_: RetirePreviousAuthoritiesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetirePreviousAuthoritiesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetirePreviousAuthoritiesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RetirePreviousAuthoritiesRequest {
+    return {};
+  },
+
+  toJSON(_: RetirePreviousAuthoritiesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetirePreviousAuthoritiesRequest>): RetirePreviousAuthoritiesRequest {
+    return RetirePreviousAuthoritiesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<RetirePreviousAuthoritiesRequest>): RetirePreviousAuthoritiesRequest {
+    const message = createBaseRetirePreviousAuthoritiesRequest();
+    return message;
+  },
+};
+
+function createBaseRetirePreviousAuthoritiesResponse(): RetirePreviousAuthoritiesResponse {
+  return { spiffeSequence: 0n, anchorFingerprints: [] };
+}
+
+export const RetirePreviousAuthoritiesResponse: MessageFns<RetirePreviousAuthoritiesResponse> = {
+  encode(message: RetirePreviousAuthoritiesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spiffeSequence !== 0n) {
+      if (BigInt.asUintN(64, message.spiffeSequence) !== message.spiffeSequence) {
+        throw new globalThis.Error("value provided for field message.spiffeSequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.spiffeSequence);
+    }
+    for (const v of message.anchorFingerprints) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetirePreviousAuthoritiesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetirePreviousAuthoritiesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.spiffeSequence = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.anchorFingerprints.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetirePreviousAuthoritiesResponse {
+    return {
+      spiffeSequence: isSet(object.spiffeSequence)
+        ? BigInt(object.spiffeSequence)
+        : isSet(object.spiffe_sequence)
+        ? BigInt(object.spiffe_sequence)
+        : 0n,
+      anchorFingerprints: globalThis.Array.isArray(object?.anchorFingerprints)
+        ? object.anchorFingerprints.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.anchor_fingerprints)
+        ? object.anchor_fingerprints.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RetirePreviousAuthoritiesResponse): unknown {
+    const obj: any = {};
+    if (message.spiffeSequence !== 0n) {
+      obj.spiffeSequence = message.spiffeSequence.toString();
+    }
+    if (message.anchorFingerprints?.length) {
+      obj.anchorFingerprints = message.anchorFingerprints;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetirePreviousAuthoritiesResponse>): RetirePreviousAuthoritiesResponse {
+    return RetirePreviousAuthoritiesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RetirePreviousAuthoritiesResponse>): RetirePreviousAuthoritiesResponse {
+    const message = createBaseRetirePreviousAuthoritiesResponse();
+    message.spiffeSequence = (object.spiffeSequence !== undefined && object.spiffeSequence !== null)
+      ? BigInt(object.spiffeSequence)
+      : 0n;
+    message.anchorFingerprints = object.anchorFingerprints?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * WfmAdminService is the reference WFM's northbound (operator) API. Margo leaves this side to
  * each vendor (digest open question 17), so it is ours: just enough for an operator, the examples
@@ -2906,6 +3910,19 @@ export const WfmAdminServiceService = {
     requestDeserialize: (value: Buffer): ListClientsRequest => ListClientsRequest.decode(value),
     responseSerialize: (value: ListClientsResponse): Buffer => Buffer.from(ListClientsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListClientsResponse => ListClientsResponse.decode(value),
+  },
+  /** Mint a fresh SVID for an admitted client (renewal keeps the same SPIFFE ID, digest 5.6). */
+  issueClientCredentials: {
+    path: "/margo.admin.v1.WfmAdminService/IssueClientCredentials" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueClientCredentialsRequest): Buffer =>
+      Buffer.from(IssueClientCredentialsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueClientCredentialsRequest => IssueClientCredentialsRequest.decode(value),
+    responseSerialize: (value: IssueClientCredentialsResponse): Buffer =>
+      Buffer.from(IssueClientCredentialsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueClientCredentialsResponse =>
+      IssueClientCredentialsResponse.decode(value),
   },
   /** Pull an Application Package from an OCI registry, validate it and add it to the catalog. */
   registerApplication: {
@@ -2968,6 +3985,18 @@ export const WfmAdminServiceService = {
       Buffer.from(DeleteDeploymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteDeploymentResponse => DeleteDeploymentResponse.decode(value),
   },
+  /** Change the parameters of a deployment: same id, new digest, bumps the manifestVersion. */
+  updateDeployment: {
+    path: "/margo.admin.v1.WfmAdminService/UpdateDeployment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateDeploymentRequest): Buffer =>
+      Buffer.from(UpdateDeploymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateDeploymentRequest => UpdateDeploymentRequest.decode(value),
+    responseSerialize: (value: UpdateDeploymentResponse): Buffer =>
+      Buffer.from(UpdateDeploymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateDeploymentResponse => UpdateDeploymentResponse.decode(value),
+  },
   listDeployments: {
     path: "/margo.admin.v1.WfmAdminService/ListDeployments" as const,
     requestStream: false as const,
@@ -3002,6 +4031,35 @@ export const WfmAdminServiceService = {
     responseDeserialize: (value: Buffer): ListDeploymentStatusesResponse =>
       ListDeploymentStatusesResponse.decode(value),
   },
+  /**
+   * Start a CA rotation: a new anchor joins the bundle (spiffe_sequence + 1), new SVIDs (the
+   * WFM's own at once) are issued by it; the previous anchor stays until retired (digest 5.6).
+   */
+  rotateAuthority: {
+    path: "/margo.admin.v1.WfmAdminService/RotateAuthority" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateAuthorityRequest): Buffer =>
+      Buffer.from(RotateAuthorityRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateAuthorityRequest => RotateAuthorityRequest.decode(value),
+    responseSerialize: (value: RotateAuthorityResponse): Buffer =>
+      Buffer.from(RotateAuthorityResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateAuthorityResponse => RotateAuthorityResponse.decode(value),
+  },
+  /** Finish a rotation: drop every anchor but the issuing one from the bundle. */
+  retirePreviousAuthorities: {
+    path: "/margo.admin.v1.WfmAdminService/RetirePreviousAuthorities" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RetirePreviousAuthoritiesRequest): Buffer =>
+      Buffer.from(RetirePreviousAuthoritiesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RetirePreviousAuthoritiesRequest =>
+      RetirePreviousAuthoritiesRequest.decode(value),
+    responseSerialize: (value: RetirePreviousAuthoritiesResponse): Buffer =>
+      Buffer.from(RetirePreviousAuthoritiesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RetirePreviousAuthoritiesResponse =>
+      RetirePreviousAuthoritiesResponse.decode(value),
+  },
 } as const;
 
 export interface WfmAdminServiceServer extends UntypedServiceImplementation {
@@ -3010,6 +4068,8 @@ export interface WfmAdminServiceServer extends UntypedServiceImplementation {
   /** Retire a client: later requests with its still-valid SVID get 403 #not-authorized. */
   removeClient: handleUnaryCall<RemoveClientRequest, RemoveClientResponse>;
   listClients: handleUnaryCall<ListClientsRequest, ListClientsResponse>;
+  /** Mint a fresh SVID for an admitted client (renewal keeps the same SPIFFE ID, digest 5.6). */
+  issueClientCredentials: handleUnaryCall<IssueClientCredentialsRequest, IssueClientCredentialsResponse>;
   /** Pull an Application Package from an OCI registry, validate it and add it to the catalog. */
   registerApplication: handleUnaryCall<RegisterApplicationRequest, RegisterApplicationResponse>;
   listApplications: handleUnaryCall<ListApplicationsRequest, ListApplicationsResponse>;
@@ -3021,11 +4081,20 @@ export interface WfmAdminServiceServer extends UntypedServiceImplementation {
   createDeployment: handleUnaryCall<CreateDeploymentRequest, CreateDeploymentResponse>;
   /** Remove a deployment from the client's manifest (absence is the deletion signal, digest 6.5). */
   deleteDeployment: handleUnaryCall<DeleteDeploymentRequest, DeleteDeploymentResponse>;
+  /** Change the parameters of a deployment: same id, new digest, bumps the manifestVersion. */
+  updateDeployment: handleUnaryCall<UpdateDeploymentRequest, UpdateDeploymentResponse>;
   listDeployments: handleUnaryCall<ListDeploymentsRequest, ListDeploymentsResponse>;
   /** Devices with the capabilities they last reported. */
   listDevices: handleUnaryCall<ListDevicesRequest, ListDevicesResponse>;
   /** The latest status report per deployment. */
   listDeploymentStatuses: handleUnaryCall<ListDeploymentStatusesRequest, ListDeploymentStatusesResponse>;
+  /**
+   * Start a CA rotation: a new anchor joins the bundle (spiffe_sequence + 1), new SVIDs (the
+   * WFM's own at once) are issued by it; the previous anchor stays until retired (digest 5.6).
+   */
+  rotateAuthority: handleUnaryCall<RotateAuthorityRequest, RotateAuthorityResponse>;
+  /** Finish a rotation: drop every anchor but the issuing one from the bundle. */
+  retirePreviousAuthorities: handleUnaryCall<RetirePreviousAuthoritiesRequest, RetirePreviousAuthoritiesResponse>;
 }
 
 export interface WfmAdminServiceClient extends Client1 {
@@ -3076,6 +4145,22 @@ export interface WfmAdminServiceClient extends Client1 {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListClientsResponse) => void,
   ): ClientUnaryCall;
+  /** Mint a fresh SVID for an admitted client (renewal keeps the same SPIFFE ID, digest 5.6). */
+  issueClientCredentials(
+    request: IssueClientCredentialsRequest,
+    callback: (error: ServiceError | null, response: IssueClientCredentialsResponse) => void,
+  ): ClientUnaryCall;
+  issueClientCredentials(
+    request: IssueClientCredentialsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueClientCredentialsResponse) => void,
+  ): ClientUnaryCall;
+  issueClientCredentials(
+    request: IssueClientCredentialsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueClientCredentialsResponse) => void,
+  ): ClientUnaryCall;
   /** Pull an Application Package from an OCI registry, validate it and add it to the catalog. */
   registerApplication(
     request: RegisterApplicationRequest,
@@ -3157,6 +4242,22 @@ export interface WfmAdminServiceClient extends Client1 {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteDeploymentResponse) => void,
   ): ClientUnaryCall;
+  /** Change the parameters of a deployment: same id, new digest, bumps the manifestVersion. */
+  updateDeployment(
+    request: UpdateDeploymentRequest,
+    callback: (error: ServiceError | null, response: UpdateDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  updateDeployment(
+    request: UpdateDeploymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  updateDeployment(
+    request: UpdateDeploymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateDeploymentResponse) => void,
+  ): ClientUnaryCall;
   listDeployments(
     request: ListDeploymentsRequest,
     callback: (error: ServiceError | null, response: ListDeploymentsResponse) => void,
@@ -3203,6 +4304,41 @@ export interface WfmAdminServiceClient extends Client1 {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListDeploymentStatusesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Start a CA rotation: a new anchor joins the bundle (spiffe_sequence + 1), new SVIDs (the
+   * WFM's own at once) are issued by it; the previous anchor stays until retired (digest 5.6).
+   */
+  rotateAuthority(
+    request: RotateAuthorityRequest,
+    callback: (error: ServiceError | null, response: RotateAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  rotateAuthority(
+    request: RotateAuthorityRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  rotateAuthority(
+    request: RotateAuthorityRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  /** Finish a rotation: drop every anchor but the issuing one from the bundle. */
+  retirePreviousAuthorities(
+    request: RetirePreviousAuthoritiesRequest,
+    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
+  ): ClientUnaryCall;
+  retirePreviousAuthorities(
+    request: RetirePreviousAuthoritiesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
+  ): ClientUnaryCall;
+  retirePreviousAuthorities(
+    request: RetirePreviousAuthoritiesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -68,6 +68,21 @@ export interface DeployResponse {
   deploymentId: string;
 }
 
+/** UpdateDeploymentRequest replaces the parameter values of one deployment. */
+export interface UpdateDeploymentRequest {
+  deploymentId: string;
+  parameters: { [key: string]: any | undefined };
+}
+
+export interface UpdateDeploymentRequest_ParametersEntry {
+  key: string;
+  value?: any | undefined;
+}
+
+/** UpdateDeploymentResponse is empty: the device sees the new revision in its manifest. */
+export interface UpdateDeploymentResponse {
+}
+
 /** UndeployRequest removes one deployment. */
 export interface UndeployRequest {
   deploymentId: string;
@@ -750,6 +765,264 @@ export const DeployResponse: MessageFns<DeployResponse> = {
   fromPartial(object: DeepPartial<DeployResponse>): DeployResponse {
     const message = createBaseDeployResponse();
     message.deploymentId = object.deploymentId ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateDeploymentRequest(): UpdateDeploymentRequest {
+  return { deploymentId: "", parameters: {} };
+}
+
+export const UpdateDeploymentRequest: MessageFns<UpdateDeploymentRequest> = {
+  encode(message: UpdateDeploymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deploymentId !== "") {
+      writer.uint32(10).string(message.deploymentId);
+    }
+    globalThis.Object.entries(message.parameters).forEach(([key, value]: [string, any | undefined]) => {
+      if (value !== undefined) {
+        UpdateDeploymentRequest_ParametersEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+      }
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateDeploymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateDeploymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deploymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = UpdateDeploymentRequest_ParametersEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.parameters[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateDeploymentRequest {
+    return {
+      deploymentId: isSet(object.deploymentId)
+        ? globalThis.String(object.deploymentId)
+        : isSet(object.deployment_id)
+        ? globalThis.String(object.deployment_id)
+        : "",
+      parameters: isObject(object.parameters)
+        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
+          (acc: { [key: string]: any | undefined }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: value as any | undefined,
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: UpdateDeploymentRequest): unknown {
+    const obj: any = {};
+    if (message.deploymentId !== "") {
+      obj.deploymentId = message.deploymentId;
+    }
+    if (message.parameters) {
+      const entries = globalThis.Object.entries(message.parameters) as [string, any | undefined][];
+      if (entries.length > 0) {
+        obj.parameters = {};
+        entries.forEach(([k, v]) => {
+          obj.parameters[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateDeploymentRequest>): UpdateDeploymentRequest {
+    return UpdateDeploymentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateDeploymentRequest>): UpdateDeploymentRequest {
+    const message = createBaseUpdateDeploymentRequest();
+    message.deploymentId = object.deploymentId ?? "";
+    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, any | undefined][]).reduce(
+      (acc: { [key: string]: any | undefined }, [key, value]: [string, any | undefined]) => {
+        if (value !== undefined) {
+          acc[key] = value;
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseUpdateDeploymentRequest_ParametersEntry(): UpdateDeploymentRequest_ParametersEntry {
+  return { key: "", value: undefined };
+}
+
+export const UpdateDeploymentRequest_ParametersEntry: MessageFns<UpdateDeploymentRequest_ParametersEntry> = {
+  encode(message: UpdateDeploymentRequest_ParametersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      Value.encode(Value.wrap(message.value), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateDeploymentRequest_ParametersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateDeploymentRequest_ParametersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateDeploymentRequest_ParametersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object?.value) ? object.value : undefined,
+    };
+  },
+
+  toJSON(message: UpdateDeploymentRequest_ParametersEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateDeploymentRequest_ParametersEntry>): UpdateDeploymentRequest_ParametersEntry {
+    return UpdateDeploymentRequest_ParametersEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateDeploymentRequest_ParametersEntry>): UpdateDeploymentRequest_ParametersEntry {
+    const message = createBaseUpdateDeploymentRequest_ParametersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value === undefined ? undefined : object.value;
+    return message;
+  },
+};
+
+function createBaseUpdateDeploymentResponse(): UpdateDeploymentResponse {
+  return {};
+}
+
+export const UpdateDeploymentResponse: MessageFns<UpdateDeploymentResponse> = {
+  encode(_: UpdateDeploymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateDeploymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateDeploymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): UpdateDeploymentResponse {
+    return {};
+  },
+
+  toJSON(_: UpdateDeploymentResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateDeploymentResponse>): UpdateDeploymentResponse {
+    return UpdateDeploymentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<UpdateDeploymentResponse>): UpdateDeploymentResponse {
+    const message = createBaseUpdateDeploymentResponse();
     return message;
   },
 };
@@ -1678,6 +1951,18 @@ export const WfmDriverServiceService = {
     responseSerialize: (value: DeployResponse): Buffer => Buffer.from(DeployResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeployResponse => DeployResponse.decode(value),
   },
+  /** Change a deployment's parameters: same ApplicationDeployment id, new revision (digest 6.5). */
+  updateDeployment: {
+    path: "/margo.driver.wfm.v1.WfmDriverService/UpdateDeployment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateDeploymentRequest): Buffer =>
+      Buffer.from(UpdateDeploymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateDeploymentRequest => UpdateDeploymentRequest.decode(value),
+    responseSerialize: (value: UpdateDeploymentResponse): Buffer =>
+      Buffer.from(UpdateDeploymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateDeploymentResponse => UpdateDeploymentResponse.decode(value),
+  },
   /** Remove a deployment (the WFM drops it from the client's manifest). */
   undeploy: {
     path: "/margo.driver.wfm.v1.WfmDriverService/Undeploy" as const,
@@ -1742,6 +2027,8 @@ export interface WfmDriverServiceServer extends UntypedServiceImplementation {
   publishApplication: handleUnaryCall<PublishApplicationRequest, PublishApplicationResponse>;
   /** Deploy an application to one device of one client; returns the ApplicationDeployment id. */
   deploy: handleUnaryCall<DeployRequest, DeployResponse>;
+  /** Change a deployment's parameters: same ApplicationDeployment id, new revision (digest 6.5). */
+  updateDeployment: handleUnaryCall<UpdateDeploymentRequest, UpdateDeploymentResponse>;
   /** Remove a deployment (the WFM drops it from the client's manifest). */
   undeploy: handleUnaryCall<UndeployRequest, UndeployResponse>;
   /** Status reports the WFM received, as it stored them. */
@@ -1789,6 +2076,22 @@ export interface WfmDriverServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeployResponse) => void,
+  ): ClientUnaryCall;
+  /** Change a deployment's parameters: same ApplicationDeployment id, new revision (digest 6.5). */
+  updateDeployment(
+    request: UpdateDeploymentRequest,
+    callback: (error: ServiceError | null, response: UpdateDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  updateDeployment(
+    request: UpdateDeploymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateDeploymentResponse) => void,
+  ): ClientUnaryCall;
+  updateDeployment(
+    request: UpdateDeploymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateDeploymentResponse) => void,
   ): ClientUnaryCall;
   /** Remove a deployment (the WFM drops it from the client's manifest). */
   undeploy(
