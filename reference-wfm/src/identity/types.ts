@@ -1,0 +1,71 @@
+import type { admin } from "@margo/proto";
+
+/**
+ * The WFM's identity as its edges see it (digest section 5). One trust domain, one CA chain that
+ * can rotate, the WFM's own SVID, and verification of client and operator SVIDs. Edges refresh
+ * their TLS contexts when `onChange` fires, so rotation needs no restart.
+ */
+
+/** PEM material for a TLS listener. */
+export interface TlsMaterial {
+  /** The WFM SVID leaf first, then intermediates (checklist item 12). */
+  certChainPem: string;
+  keyPem: string;
+  /** Every anchor of the current trust bundle, concatenated PEM (item 9: any anchor). */
+  anchorsPem: string;
+}
+
+/** A client SVID that passed every check of items 6, 9-11 and 16. */
+export interface VerifiedClient {
+  clientId: string;
+  spiffeId: string;
+  notAfter: Date;
+}
+
+/** An operator SVID (`spiffe://<td>/operator/<name>`, outside /margo/ as MIAF requires). */
+export interface VerifiedOperator {
+  name: string;
+  spiffeId: string;
+}
+
+/** Why a presented certificate was refused; `rule` is a stable id used in logs and tests. */
+export class IdentityError extends Error {
+  override readonly name = "IdentityError";
+  constructor(
+    readonly rule: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A document served by the MIS endpoints, with its strong ETag (quoted sha256 of the bytes). */
+export interface ServedDocument {
+  body: Buffer;
+  etag: string;
+}
+
+export interface WfmIdentity {
+  readonly trustDomain: string;
+  readonly wfmId: string;
+  /** spiffe://<td>/margo/wfm/<wfm-id> */
+  readonly wfmSpiffeId: string;
+  /** Current material for the Management Interface and gRPC listeners. */
+  serverTls(): TlsMaterial;
+  /** Verify a presented chain (DER, leaf first); throws IdentityError. */
+  verifyClient(chainDer: readonly Buffer[], now?: Date): VerifiedClient;
+  /** Verify an operator chain for the admin and driver services; throws IdentityError. */
+  verifyOperator(chainDer: readonly Buffer[], now?: Date): VerifiedOperator;
+  /** GET /.well-known/margo body; `trustBundleUri` is built from the configured public base URL. */
+  discoveryDocument(): ServedDocument;
+  /** The SPIFFE bundle document (spiffe_sequence, spiffe_refresh_hint, x509-svid keys). */
+  spiffeBundle(): ServedDocument;
+  /** Mint a client SVID (P-256, leaf + chain, default lifetime from config). */
+  mintClient(clientId: string, lifetimeSeconds?: number): Promise<admin.ClientCredentials>;
+  /** Mint operator credentials for the CLI (same shape as client credentials). */
+  mintOperator(name: string, lifetimeSeconds?: number): Promise<admin.ClientCredentials>;
+  rotateAuthority(): Promise<admin.RotateAuthorityResponse>;
+  retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse>;
+  /** Called after any change of serverTls() or the bundle; returns the unsubscribe function. */
+  onChange(listener: () => void): () => void;
+}
