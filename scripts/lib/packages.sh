@@ -4,8 +4,10 @@
 # system's apt configuration is never touched. Sourced by scripts/bootstrap.sh.
 
 # Debian 12 packages the environment needs. docker-compose is Compose v1, kept as the fallback
-# when the Compose v2 plugin cannot be fetched; curl probes the registry; iproute2 gives `ss`.
-MARGO_APT_PACKAGES=(docker.io docker-compose docker-registry busybox-static skopeo iproute2 curl)
+# when the Compose v2 plugin cannot be fetched; curl probes the registry; iproute2 gives `ss`;
+# g++, make and python3 let npm build better-sqlite3 from source, because its prebuilt binaries
+# are on GitHub, which this machine cannot reach.
+MARGO_APT_PACKAGES=(docker.io docker-compose docker-registry busybox-static skopeo iproute2 curl g++ make python3)
 
 # Where the Debian 13 packages are cached, so reruns and later machines with the cache are offline.
 MARGO_TRIXIE_CACHE=/var/cache/margo-trixie
