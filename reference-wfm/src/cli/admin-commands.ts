@@ -329,15 +329,17 @@ export const deploymentCommands: CommandSpec[] = [
       },
       ...PARAM_OPTIONS,
     },
-    run: (ctx) =>
-      withAdmin(ctx, async (c) => {
-        const profileId = str(ctx, "profile");
-        const profileType = str(ctx, "profile-type");
-        if (profileId !== undefined && profileType !== undefined) {
-          throw new UsageError("give --profile or --profile-type, not both", "deploy");
-        }
+    async run(ctx) {
+      // Everything checkable locally is checked before connecting, so usage errors exit 2
+      // whether or not the WFM is running.
+      const parameters = await collectParameters(list(ctx, "param"), str(ctx, "params-file"));
+      const profileId = str(ctx, "profile");
+      const profileType = str(ctx, "profile-type");
+      if (profileId !== undefined && profileType !== undefined) {
+        throw new UsageError("give --profile or --profile-type, not both", "deploy");
+      }
+      await withAdmin(ctx, async (c) => {
         const version = str(ctx, "version");
-        const parameters = await collectParameters(list(ctx, "param"), str(ctx, "params-file"));
         const req: admin.CreateDeploymentRequest = {
           applicationId: pos(ctx, 0),
           clientId: str(ctx, "client") ?? "",
@@ -351,7 +353,8 @@ export const deploymentCommands: CommandSpec[] = [
         };
         const res = await c.call(c.client.createDeployment, req);
         printDeployment(ctx, res.deployment, "created");
-      }),
+      });
+    },
   },
   {
     path: ["update"],
@@ -359,15 +362,16 @@ export const deploymentCommands: CommandSpec[] = [
     summary: "Replace a deployment's parameter values: same id, new digest, new manifestVersion.",
     options: PARAM_OPTIONS,
     notes: ["Parameters left out fall back to the description's defaults."],
-    run: (ctx) =>
-      withAdmin(ctx, async (c) => {
-        const parameters = await collectParameters(list(ctx, "param"), str(ctx, "params-file"));
+    async run(ctx) {
+      const parameters = await collectParameters(list(ctx, "param"), str(ctx, "params-file"));
+      await withAdmin(ctx, async (c) => {
         const res = await c.call(c.client.updateDeployment, {
           deploymentId: pos(ctx, 0),
           parameters,
         });
         printDeployment(ctx, res.deployment, "updated");
-      }),
+      });
+    },
   },
   {
     path: ["undeploy"],
