@@ -1,0 +1,139 @@
+import {
+  MARGO_APP_DESCRIPTION_MEDIA_TYPE,
+  OciClient,
+  OciError,
+  pullApplicationPackage,
+  REPOSITORY_RE,
+  TAG_RE,
+} from "@margo/proto/oci";
+import { validateDescription } from "@margo/proto/package";
+import type { ApplicationRecord } from "../store/store.js";
+import { WfmError } from "./errors.js";
+import { fieldErrors } from "./intake.js";
+
+/**
+ * Registering an Application Package (digest 3, issue item 4): pull it through the OCI client,
+ * which verifies every digest, then judge the package layout and the description with the
+ * foundation's rules, the same ones the agent and the suite use.
+ */
+
+/** Builds the OCI client for one registry; injectable so tests can count or break requests. */
+export type RegistryFactory = (registry: string, plainHttp: boolean) => OciClient;
+
+export const defaultRegistryFactory: RegistryFactory = (registry, plainHttp) =>
+  new OciClient({ registry, plainHttp });
+
+/** Seconds a caller should wait before retrying when the registry is unreachable. */
+export const REGISTRY_RETRY_SECONDS = 5;
+
+export interface PackageReference {
+  registry: string;
+  repository: string;
+  /** A tag or a `sha256:` digest. */
+  reference: string;
+}
+
+/** Splits `[oci://]<registry>/<repository>(:<tag>|@<digest>)`; `semantic-error` when malformed. */
+export function parsePackageReference(text: string): PackageReference {
+  const bad = (why: string) =>
+    new WfmError("semantic-error", `invalid OCI reference ${JSON.stringify(text)}`, [
+      { field: "/ociReference", message: why },
+    ]);
+  const s = text.startsWith("oci://") ? text.slice("oci://".length) : text;
+  const slash = s.indexOf("/");
+  if (slash <= 0) throw bad("expected <registry>/<repository>:<tag> or @<digest>");
+  const registry = s.slice(0, slash);
+  let rest = s.slice(slash + 1);
+  let reference: string;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    reference = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!/^sha256:[0-9a-f]{64}$/.test(reference)) throw bad("the digest must be sha256:<64 hex>");
+  } else {
+    const colon = rest.lastIndexOf(":");
+    if (colon < 0) throw bad("a tag (the application version) or a digest is required");
+    reference = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG_RE.test(reference)) throw bad(`${JSON.stringify(reference)} is not a valid tag`);
+  }
+  if (!REPOSITORY_RE.test(rest)) throw bad(`${JSON.stringify(rest)} is not a valid repository`);
+  return { registry, repository: rest, reference };
+}
+
+/** Pulls and validates a package; returns the record to store (registeredAt from `now`). */
+export async function pullApplication(
+  factory: RegistryFactory,
+  ociReference: string,
+  plainHttp: boolean,
+  now: Date,
+): Promise<ApplicationRecord> {
+  const ref = parsePackageReference(ociReference);
+  const client = factory(ref.registry, plainHttp);
+  let pulled: Awaited<ReturnType<typeof pullApplicationPackage>>;
+  try {
+    pulled = await pullApplicationPackage(client, ref.repository, ref.reference);
+  } catch (err) {
+    throw registryError(err, ociReference);
+  }
+  const errors = fieldErrors(pulled.problems);
+  const descriptionFile = pulled.files.find(
+    (f) => f.mediaType === MARGO_APP_DESCRIPTION_MEDIA_TYPE,
+  );
+  if (pulled.description === undefined || !descriptionFile) {
+    errors.push({ field: "/margo.yaml", message: "the package has no description layer" });
+  }
+  if (
+    errors.length > 0 ||
+    pulled.description === undefined ||
+    !descriptionFile ||
+    !pulled.manifestDigest
+  ) {
+    throw new WfmError(
+      "semantic-error",
+      `package ${ociReference} is not a valid Application Package`,
+      errors,
+    );
+  }
+  const checked = validateDescription(pulled.description);
+  const descErrors = fieldErrors(checked.problems).map((e) => ({
+    ...e,
+    field: `margo.yaml#${e.field}`,
+  }));
+  if (!checked.value || descErrors.length > 0) {
+    throw new WfmError(
+      "semantic-error",
+      `the description of ${ociReference} is invalid`,
+      descErrors,
+    );
+  }
+  return {
+    applicationId: checked.value.id,
+    version: checked.value.metadata?.version ?? "",
+    ociReference,
+    manifestDigest: pulled.manifestDigest,
+    descriptionYaml: Buffer.from(descriptionFile.bytes),
+    registeredAt: now,
+  };
+}
+
+/** Network failures and registry 5xx are `unavailable` (retry); unknown names `not-found`. */
+function registryError(err: unknown, ociReference: string): WfmError {
+  if (!(err instanceof OciError)) {
+    return new WfmError("internal", `pulling ${ociReference} failed: ${String(err)}`);
+  }
+  if (err.code === "NETWORK" || err.status >= 500 || err.status === 429) {
+    return new WfmError(
+      "unavailable",
+      `registry for ${ociReference} is unreachable: ${err.message}`,
+      [],
+      REGISTRY_RETRY_SECONDS,
+    );
+  }
+  if (err.status === 404 || err.code.endsWith("_UNKNOWN")) {
+    return new WfmError("not-found", `${ociReference} is not in the registry (${err.code})`);
+  }
+  return new WfmError("semantic-error", `the registry refused ${ociReference}: ${err.message}`, [
+    { field: "/ociReference", message: `${err.code}: ${err.message}` },
+  ]);
+}
