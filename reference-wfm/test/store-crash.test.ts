@@ -64,7 +64,7 @@ function runAndKill(dbPath: string, extraMs: number): Promise<WriterAck[]> {
 }
 
 describe("SqliteStore durability under kill -9", () => {
-  it("issue 3 item 6: every acknowledged write survives kill -9 and versions have no gaps or regressions", async () => {
+  it("item 42, issue 3 persistence: every acknowledged write survives kill -9 and versions have no gaps or regressions", async () => {
     const dbPath = join(dir, "wfm.sqlite");
     let committedBefore = 0n;
     let totalAcked = 0;

@@ -203,7 +203,7 @@ describe("SqliteStore: applications", () => {
 });
 
 describe("SqliteStore: desired state", () => {
-  it("item 3 of the issue: versions start at 1 and strictly increase, per client", async () => {
+  it("item 42: versions start at 1 and strictly increase, per client", async () => {
     const seen: bigint[] = [];
     for (let i = 0; i < 5; i++) {
       const m = await store.commitDesiredState("c1", adding("c1", i % 2 ? [] : [deployment("c1")]));
@@ -406,7 +406,24 @@ describe("SqliteStore: desired state", () => {
     expect(await store.listDeployments({ clientId: "c1" })).toHaveLength(20);
   });
 
-  it("the version survives close and reopen", async () => {
+  it("item 42: two stores on one file (CLI beside serve) continue one sequence", async () => {
+    const other = await openSqliteStore(dbPath);
+    try {
+      const seen: bigint[] = [];
+      for (let i = 0; i < 6; i++) {
+        const s = i % 2 ? other : store;
+        seen.push(
+          (await s.commitDesiredState("c1", adding("c1", [deployment("c1")]))).manifestVersion,
+        );
+      }
+      expect(seen).toEqual([1n, 2n, 3n, 4n, 5n, 6n]);
+      expect(await other.listDeployments({ clientId: "c1" })).toHaveLength(6);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("item 42: the version survives close and reopen", async () => {
     await store.commitDesiredState("c1", adding("c1", [deployment("c1")]));
     await store.commitDesiredState("c1", adding("c1", []));
     await store.close();
@@ -417,7 +434,7 @@ describe("SqliteStore: desired state", () => {
 });
 
 describe("SqliteStore: u64 manifestVersion", () => {
-  it("stores 2^64-1 exactly and refuses to advance past it", async () => {
+  it("item 42: stores 2^64-1 exactly and refuses to advance past it", async () => {
     await store.commitDesiredState("c1", adding("c1", []));
     await store.close();
     // Jump the stored sequence to just below the top, as a long-lived client would reach it.
@@ -443,7 +460,7 @@ describe("SqliteStore: u64 manifestVersion", () => {
 });
 
 describe("SqliteStore: statuses", () => {
-  it("putStatus reports created then updated, keeps the latest exact body, filters", async () => {
+  it("item 71: putStatus reports created then updated, keeps the latest exact body, filters", async () => {
     const s1 = Buffer.from('{"state":"installing"}');
     const s2 = Buffer.from('{"state":"installed"} ');
     expect(
