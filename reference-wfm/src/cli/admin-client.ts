@@ -80,7 +80,12 @@ export async function connectAdmin(dataDir: string): Promise<AdminConnection> {
     { checkServerIdentity: (_host, cert) => checkWfmIdentity(cert, expected) },
   );
   const target = `${dialHost(address.host)}:${address.port}`;
-  const client = new admin.WfmAdminServiceClient(target, creds);
+  // SNI must be a DNS name (RFC 6066; Node warns on an IP). It is only a hint: the server is
+  // authenticated by its SPIFFE ID above, so any name the WFM SVID carries will do.
+  const sni = config.hostnames.find((h) => /[a-z]/i.test(h) && !h.includes(":")) ?? "localhost";
+  const client = new admin.WfmAdminServiceClient(target, creds, {
+    "grpc.ssl_target_name_override": sni,
+  });
   return {
     config,
     target,
