@@ -1,0 +1,528 @@
+// reflect-metadata must load before @peculiar/x509 (its ASN.1 schemas use decorators).
+import "reflect-metadata";
+import { createHash, webcrypto, X509Certificate } from "node:crypto";
+import {
+  type CallOptions,
+  ChannelCredentials,
+  type Client,
+  Metadata,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import type { admin, ProblemDetail } from "@margo/proto";
+import { decodeProblemDetail, encodeStateManifest } from "@margo/proto/wire";
+import * as x509 from "@peculiar/x509";
+import type {
+  CreateDeploymentInput,
+  ManifestSnapshot,
+  Northbound,
+  ParameterValues,
+  Southbound,
+} from "../src/core/api.js";
+import { WfmError } from "../src/core/errors.js";
+import { PROBLEM_METADATA_KEY } from "../src/grpc/status.js";
+import {
+  IdentityError,
+  type TlsMaterial,
+  type VerifiedClient,
+  type VerifiedOperator,
+  type WfmIdentity,
+} from "../src/identity/types.js";
+
+/**
+ * Collaborators for the gRPC edge tests: a small but genuine certificate authority (P-256 SVIDs,
+ * real chains, real TLS on loopback) and an in-memory core that keeps per-client manifests the way
+ * the contract describes. The edge under test is the real one; only its collaborators are local,
+ * so these tests run without the store, the registry or the full composition root.
+ */
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+type Keys = webcrypto.CryptoKeyPair;
+
+interface Ca {
+  cert: x509.X509Certificate;
+  keys: Keys;
+}
+
+let serial = 1;
+
+async function keyPair(): Promise<Keys> {
+  return (await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"])) as Keys;
+}
+
+async function keyPem(keys: Keys): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString("base64").replace(/.{64}/g, "$&\n")}\n-----END PRIVATE KEY-----\n`;
+}
+
+async function newCa(name: string): Promise<Ca> {
+  const keys = await keyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: (serial++).toString(16).padStart(4, "0"),
+    name: `O=test, CN=${name}`,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * 3600_000),
+    keys: keys as never,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  return { cert, keys };
+}
+
+/** A leaf signed by `ca`: the SPIFFE ID as the one URI SAN, plus extra DNS/IP SANs. */
+export async function mintLeaf(
+  ca: Ca,
+  spiffeId: string,
+  opts: { server?: boolean; lifetimeMs?: number } = {},
+): Promise<{ certPem: string; keyPem: string }> {
+  const keys = await keyPair();
+  const names: x509.JsonGeneralName[] = [{ type: "url", value: spiffeId }];
+  if (opts.server)
+    names.push({ type: "dns", value: "localhost" }, { type: "ip", value: "127.0.0.1" });
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: (serial++).toString(16).padStart(4, "0"),
+    subject: "O=test",
+    issuer: ca.cert.subject,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + (opts.lifetimeMs ?? 3600_000)),
+    publicKey: keys.publicKey as never,
+    signingKey: ca.keys.privateKey as never,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension(
+        opts.server
+          ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]
+          : [x509.ExtendedKeyUsage.clientAuth],
+      ),
+      new x509.SubjectAlternativeNameExtension(names, true),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert as never),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyPem: await keyPem(keys) };
+}
+
+/** PEM credentials a test client presents. */
+export interface TestCredentials {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+}
+
+/**
+ * A WfmIdentity with a rotatable CA. Verification is deliberately narrow (URI SAN shape, trust
+ * domain, issuer among the anchors, validity): it stands in for the full identity module.
+ */
+export class TestIdentity implements WfmIdentity {
+  readonly trustDomain = "example.org";
+  readonly wfmId = "wfm-1";
+  readonly wfmSpiffeId = "spiffe://example.org/margo/wfm/wfm-1";
+  private anchors: Ca[] = [];
+  private server!: { certPem: string; keyPem: string };
+  private readonly listeners = new Set<() => void>();
+  /** How often verifyClient/verifyOperator ran (the edge caches verdicts per leaf). */
+  verifications = 0;
+
+  static async create(): Promise<TestIdentity> {
+    const id = new TestIdentity();
+    id.anchors = [await newCa("ca-1")];
+    id.server = await mintLeaf(id.issuing, id.wfmSpiffeId, { server: true });
+    return id;
+  }
+
+  get issuing(): Ca {
+    const ca = this.anchors[0];
+    if (ca === undefined) throw new Error("no CA");
+    return ca;
+  }
+
+  get anchorsPem(): string {
+    return this.anchors.map((a) => a.cert.toString("pem")).join("\n");
+  }
+
+  serverTls(): TlsMaterial {
+    return {
+      certChainPem: this.server.certPem,
+      keyPem: this.server.keyPem,
+      anchorsPem: this.anchorsPem,
+    };
+  }
+
+  async client(clientId: string): Promise<TestCredentials> {
+    return this.creds(`${this.wfmSpiffeId}/client/${clientId}`);
+  }
+
+  async operatorCreds(name: string): Promise<TestCredentials> {
+    return this.creds(`spiffe://${this.trustDomain}/operator/${name}`);
+  }
+
+  async creds(spiffeId: string, ca: Ca = this.issuing): Promise<TestCredentials> {
+    return { ...(await mintLeaf(ca, spiffeId)), caPem: this.anchorsPem };
+  }
+
+  verifyClient(chainDer: readonly Buffer[], now = new Date()): VerifiedClient {
+    const { id, notAfter } = this.verify(chainDer, now);
+    const prefix = `${this.wfmSpiffeId}/client/`;
+    const clientId = id.slice(prefix.length);
+    if (!id.startsWith(prefix) || !/^[A-Za-z0-9._-]+$/.test(clientId)) {
+      throw new IdentityError("svid.not-client", `${id} is not a client SVID of this WFM`);
+    }
+    return { clientId, spiffeId: id, notAfter };
+  }
+
+  verifyOperator(chainDer: readonly Buffer[], now = new Date()): VerifiedOperator {
+    const { id } = this.verify(chainDer, now);
+    const m = /^spiffe:\/\/example\.org\/operator\/([A-Za-z0-9._-]+)$/.exec(id);
+    if (m?.[1] === undefined)
+      throw new IdentityError("svid.not-operator", `${id} is not an operator`);
+    return { name: m[1], spiffeId: id };
+  }
+
+  private verify(chainDer: readonly Buffer[], now: Date): { id: string; notAfter: Date } {
+    this.verifications++;
+    const der = chainDer[0];
+    if (der === undefined) throw new IdentityError("svid.no-chain", "empty chain");
+    const leaf = new X509Certificate(der);
+    const issued = this.anchors.some((a) => {
+      const anchor = new X509Certificate(Buffer.from(a.cert.rawData));
+      return leaf.checkIssued(anchor) && leaf.verify(anchor.publicKey);
+    });
+    if (!issued) throw new IdentityError("svid.untrusted", "not issued by a current anchor");
+    const notAfter = new Date(leaf.validTo);
+    if (notAfter <= now) throw new IdentityError("svid.expired", "expired");
+    const uris = (leaf.subjectAltName ?? "")
+      .split(", ")
+      .filter((n) => n.startsWith("URI:"))
+      .map((n) => n.slice(4));
+    if (uris.length !== 1 || uris[0] === undefined)
+      throw new IdentityError("svid.uri", "one URI SAN");
+    return { id: uris[0], notAfter };
+  }
+
+  /** Start a CA rotation: new issuing CA, old one stays an anchor, new server SVID. */
+  async rotateAuthority(): Promise<admin.RotateAuthorityResponse> {
+    this.anchors = [await newCa(`ca-${serial}`), ...this.anchors];
+    this.server = await mintLeaf(this.issuing, this.wfmSpiffeId, { server: true });
+    this.emit();
+    return { spiffeSequence: BigInt(this.anchors.length), anchorFingerprints: [] };
+  }
+
+  async retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse> {
+    this.anchors = [this.issuing];
+    this.emit();
+    return { spiffeSequence: BigInt(this.anchors.length + 10), anchorFingerprints: [] };
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+
+  discoveryDocument(): never {
+    throw new Error("not used by the gRPC tests");
+  }
+  spiffeBundle(): never {
+    throw new Error("not used by the gRPC tests");
+  }
+  mintClient(): never {
+    throw new Error("not used by the gRPC tests");
+  }
+  mintOperator(): never {
+    throw new Error("not used by the gRPC tests");
+  }
+}
+
+const sha256 = (b: Uint8Array): string => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+interface ClientState {
+  version: bigint;
+  deployments: Map<string, { yaml: Buffer; digest: string; deviceId: string }>;
+  snapshot?: ManifestSnapshot;
+}
+
+/**
+ * An in-memory core honouring the Southbound/Northbound contract for what the edge exercises:
+ * manifests with strictly increasing versions, exact-bytes YAML, per-client scoping, watches.
+ */
+export class MemoryCore implements Southbound, Northbound {
+  readonly accepted = new Set<string>();
+  private readonly clients = new Map<string, ClientState>();
+  private readonly devices = new Map<string, admin.Device>();
+  private readonly statuses = new Map<string, admin.ReportedStatus>();
+  private readonly watchers = new Map<string, Set<(s: ManifestSnapshot) => void>>();
+  private deploymentSeq = 0;
+  resets = 0;
+
+  isAccepted(clientId: string): boolean {
+    return this.accepted.has(clientId);
+  }
+
+  private state(clientId: string): ClientState {
+    let s = this.clients.get(clientId);
+    if (s === undefined) {
+      s = { version: 1n, deployments: new Map() };
+      this.clients.set(clientId, s);
+    }
+    return s;
+  }
+
+  private snapshot(clientId: string): ManifestSnapshot {
+    const s = this.state(clientId);
+    if (s.snapshot === undefined) {
+      // The bundle reference only has to be well formed: these tests never fetch it.
+      const bundleDigest = sha256(Buffer.from(`bundle ${clientId} ${s.version}`));
+      const body = Buffer.from(
+        encodeStateManifest({
+          manifestVersion: s.version,
+          ...(s.deployments.size > 0
+            ? {
+                bundle: {
+                  mediaType: "application/vnd.margo.bundle.v1+tar+gzip",
+                  digest: bundleDigest,
+                  url: `/api/v1/bundles/${bundleDigest}`,
+                },
+              }
+            : {}),
+          deployments: [...s.deployments].map(([deploymentId, d]) => ({
+            deploymentId,
+            digest: d.digest,
+            url: `/api/v1/deployments/${deploymentId}/${d.digest}`,
+          })),
+        }),
+      );
+      s.snapshot = { clientId, manifestVersion: s.version, body, etag: `"${sha256(body)}"` };
+    }
+    return s.snapshot;
+  }
+
+  /** A change: bump the version and notify watchers synchronously, as the contract says. */
+  private bump(clientId: string): void {
+    const s = this.state(clientId);
+    s.version += 1n;
+    s.snapshot = undefined;
+    const snap = this.snapshot(clientId);
+    for (const l of this.watchers.get(clientId) ?? []) l(snap);
+  }
+
+  async putCapabilities(clientId: string, deviceId: string, body: Uint8Array) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+    } catch {
+      throw new WfmError("invalid-request", "body is not JSON");
+    }
+    if (typeof parsed !== "object" || parsed === null) {
+      throw new WfmError("semantic-error", "not an object", [
+        { field: "", message: "must be an object" },
+      ]);
+    }
+    const key = `${clientId}\n${deviceId}`;
+    const created = !this.devices.has(key);
+    this.devices.set(key, { clientId, deviceId, reportedAt: new Date() });
+    return { created };
+  }
+
+  async deleteCapabilities(clientId: string, deviceId: string): Promise<void> {
+    if (!this.devices.delete(`${clientId}\n${deviceId}`)) {
+      throw new WfmError("device-not-found", `no device ${deviceId}`);
+    }
+  }
+
+  async manifest(clientId: string): Promise<ManifestSnapshot> {
+    return this.snapshot(clientId);
+  }
+
+  async deploymentYaml(clientId: string, deploymentId: string, digest: string): Promise<Buffer> {
+    const d = this.clients.get(clientId)?.deployments.get(deploymentId);
+    if (d === undefined || d.digest !== digest) {
+      throw new WfmError("deployment-not-found", `no deployment ${deploymentId} at ${digest}`);
+    }
+    return d.yaml;
+  }
+
+  async bundle(_clientId: string, digest: string): Promise<Buffer> {
+    throw new WfmError("invalid-bundle", `no bundle ${digest}`);
+  }
+
+  async reportStatus(clientId: string, deploymentId: string, body: Uint8Array) {
+    if (!this.clients.get(clientId)?.deployments.has(deploymentId)) {
+      throw new WfmError("deployment-not-found", `no deployment ${deploymentId}`);
+    }
+    JSON.parse(Buffer.from(body).toString("utf8"));
+    const key = `${clientId}\n${deploymentId}`;
+    const created = !this.statuses.has(key);
+    this.statuses.set(key, {
+      clientId,
+      status: { deploymentId, adoptedManifestVersion: 1n, components: [] },
+      reportedAt: new Date(),
+    });
+    return { created };
+  }
+
+  watch(clientId: string, listener: (s: ManifestSnapshot) => void): () => void {
+    let set = this.watchers.get(clientId);
+    if (set === undefined) {
+      set = new Set();
+      this.watchers.set(clientId, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  watcherCount(clientId: string): number {
+    return this.watchers.get(clientId)?.size ?? 0;
+  }
+
+  async addClient(clientId: string): Promise<admin.AddClientResponse> {
+    if (this.accepted.has(clientId)) throw new WfmError("conflict", `${clientId} already admitted`);
+    this.accepted.add(clientId);
+    return {
+      client: { clientId, spiffeId: `spiffe://example.org/margo/wfm/wfm-1/client/${clientId}` },
+    };
+  }
+
+  async removeClient(clientId: string): Promise<void> {
+    this.accepted.delete(clientId);
+  }
+
+  async listClients(): Promise<admin.Client[]> {
+    return [...this.accepted].sort().map((clientId) => ({ clientId, spiffeId: clientId }));
+  }
+
+  async createDeployment(input: CreateDeploymentInput): Promise<admin.Deployment> {
+    if (!this.accepted.has(input.clientId)) throw new WfmError("not-found", "no such client");
+    const deploymentId = `00000000-0000-4000-8000-${String(++this.deploymentSeq).padStart(12, "0")}`;
+    const yaml = Buffer.from(
+      `apiVersion: application.margo.org/v1alpha1\nkind: ApplicationDeployment\nmetadata:\n  name: ${input.applicationId}\n  id: ${deploymentId}\n# ${JSON.stringify(input.parameters ?? {})}\n`,
+    );
+    const digest = sha256(yaml);
+    this.state(input.clientId).deployments.set(deploymentId, {
+      yaml,
+      digest,
+      deviceId: input.deviceId,
+    });
+    this.bump(input.clientId);
+    return {
+      deploymentId,
+      clientId: input.clientId,
+      deviceId: input.deviceId,
+      applicationId: input.applicationId,
+      version: input.version ?? "1.0.0",
+      yaml,
+      digest,
+      manifestVersion: this.state(input.clientId).version,
+    };
+  }
+
+  lastParameters: ParameterValues | undefined;
+
+  async updateDeployment(
+    deploymentId: string,
+    parameters: ParameterValues,
+  ): Promise<admin.Deployment> {
+    this.lastParameters = parameters;
+    for (const [clientId, s] of this.clients) {
+      if (s.deployments.has(deploymentId)) {
+        this.bump(clientId);
+        return {
+          deploymentId,
+          clientId,
+          deviceId: "",
+          applicationId: "",
+          version: "",
+          yaml: Buffer.alloc(0),
+          digest: "",
+          manifestVersion: s.version,
+        };
+      }
+    }
+    throw new WfmError("not-found", `no deployment ${deploymentId}`);
+  }
+
+  async deleteDeployment(deploymentId: string): Promise<void> {
+    for (const [clientId, s] of this.clients) {
+      if (s.deployments.delete(deploymentId)) return this.bump(clientId);
+    }
+    throw new WfmError("not-found", `no deployment ${deploymentId}`);
+  }
+
+  async getDevice(clientId: string, deviceId: string): Promise<admin.Device | undefined> {
+    return this.devices.get(`${clientId}\n${deviceId}`);
+  }
+
+  async listStatuses(filter: { clientId?: string; deploymentId?: string } = {}) {
+    return [...this.statuses.values()].filter(
+      (s) =>
+        (filter.clientId === undefined || s.clientId === filter.clientId) &&
+        (filter.deploymentId === undefined || s.status?.deploymentId === filter.deploymentId),
+    );
+  }
+
+  async reset(): Promise<void> {
+    this.resets++;
+    this.devices.clear();
+    this.statuses.clear();
+  }
+
+  private unused(): never {
+    throw new WfmError("internal", "not used by the gRPC tests");
+  }
+  issueClientCredentials = async (): Promise<admin.ClientCredentials> => this.unused();
+  registerApplication = async (): Promise<admin.Application> => this.unused();
+  listApplications = async (): Promise<admin.Application[]> => this.unused();
+  getApplication = async (): Promise<admin.Application> => this.unused();
+  listDeployments = async (): Promise<admin.Deployment[]> => this.unused();
+  listDevices = async (): Promise<admin.Device[]> => this.unused();
+  rotateAuthority = async (): Promise<admin.RotateAuthorityResponse> => this.unused();
+  retirePreviousAuthorities = async (): Promise<admin.RetirePreviousAuthoritiesResponse> =>
+    this.unused();
+}
+
+/** mTLS channel credentials for a test client; the server name is checked against the WFM SVID. */
+export function channelCredentials(creds: TestCredentials): ChannelCredentials {
+  return ChannelCredentials.createSsl(
+    Buffer.from(creds.caPem),
+    Buffer.from(creds.keyPem),
+    Buffer.from(creds.certPem),
+  );
+}
+
+/**
+ * Calls a unary client method as a promise. The parameter mirrors the generated clients' last
+ * overload (request, metadata, options, callback), which is the one TypeScript infers from.
+ */
+export function call<Req, Res>(
+  client: Client,
+  method: (
+    req: Req,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    cb: (err: ServiceError | null, res: Res) => void,
+  ) => unknown,
+  req: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(client, req, new Metadata(), {}, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+/** The problem+json body carried in trailing metadata. */
+export function problemOfError(err: unknown): ProblemDetail | undefined {
+  const md = (err as { metadata?: Metadata }).metadata;
+  const raw = md?.get(PROBLEM_METADATA_KEY)[0];
+  if (!Buffer.isBuffer(raw)) return undefined;
+  return decodeProblemDetail(raw).value;
+}
