@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { Southbound } from "../core/api.js";
+import { problemResponse } from "../http/problem.js";
 import {
   IdentityError,
   type VerifiedClient,
@@ -139,15 +140,15 @@ export class CallerVerifier {
 }
 
 function refusal(knownOtherRole: boolean, what: string): CallerRefusedError {
+  if (knownOtherRole) {
+    return new CallerRefusedError(
+      serviceError(status.PERMISSION_DENIED, problemOf("not-authorized", what)),
+    );
+  }
+  // No Margo type fits "not an SVID we accept here" (over REST the handshake or a 403 would
+  // answer), so the problem is about:blank with the 401 reason phrase.
   return new CallerRefusedError(
-    knownOtherRole
-      ? serviceError(status.PERMISSION_DENIED, problemOf("not-authorized", what))
-      : serviceError(status.UNAUTHENTICATED, {
-          ...problemOf("not-authorized", what),
-          type: "about:blank",
-          title: "Unauthorized",
-          status: 401,
-        }),
+    serviceError(status.UNAUTHENTICATED, problemResponse({ status: 401, detail: what })),
   );
 }
 

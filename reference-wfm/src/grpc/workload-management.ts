@@ -10,8 +10,8 @@ import {
 } from "@margo/proto/wire";
 import type { ManifestSnapshot, Southbound } from "../core/api.js";
 import { WfmError } from "../core/errors.js";
+import { accepts, ifNoneMatchHits } from "../http/negotiation.js";
 import type { VerifiedClient } from "../identity/types.js";
-import { acceptAllows, ifNoneMatchHits } from "./http-semantics.js";
 import { CallerRefusedError, type CallerVerifier } from "./peer.js";
 import { toServiceError } from "./status.js";
 import { type ErrorLog, unary } from "./unary.js";
@@ -91,7 +91,7 @@ export class WorkloadManagementHandlers {
     req: api.GetManifestRequest,
     caller: VerifiedClient,
   ): Promise<api.GetManifestResponse> {
-    if (!acceptAllows(req.accept, MANIFEST_MEDIA_TYPE)) {
+    if (!accepts(req.accept, MANIFEST_MEDIA_TYPE)) {
       throw new WfmError(
         "server-cannot-generate-response",
         `the manifest is only available as ${MANIFEST_MEDIA_TYPE}`,
