@@ -1,0 +1,662 @@
+import { createHash } from "node:crypto";
+import { chmod, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import type { admin } from "@margo/proto";
+import {
+  certificateFingerprint,
+  createRootCa,
+  derToPem,
+  encodeAnchorsBundle,
+  type Issuer,
+  importPrivateKeyPem,
+  isValidSegment,
+  isValidTrustDomain,
+  type MintedCertificate,
+  miafName,
+  mintSvid,
+  operatorSpiffeId,
+  pemToDer,
+  readCertificate,
+  SvidVerificationError,
+  syncDir,
+  TrustAnchors,
+  type VerifiedSvid,
+  verifySvid,
+  wfmClientSpiffeId,
+  wfmSpiffeId,
+  writeFileAtomic,
+} from "@margo/proto/identity";
+import { encodeDiscoveryDocument } from "@margo/proto/wire";
+import type { WfmConfig } from "../config.js";
+import {
+  IdentityError,
+  type ServedDocument,
+  type TlsMaterial,
+  type VerifiedClient,
+  type VerifiedOperator,
+  type WfmIdentity,
+} from "./types.js";
+
+export { writeCredentials } from "@margo/proto/identity";
+
+/**
+ * The WFM's trust domain authority, kept as files under `<dataDir>/identity/` (0700):
+ *
+ * - `state.json`           which anchors are in the bundle (issuing one first), spiffe_sequence and
+ *                          which files hold the WFM SVID; the single commit point of every change
+ * - `ca-<fp16>.pem/.key`   one root CA per anchor (P-256), named by its SHA-256 fingerprint
+ * - `wfm-svid-<serial>.pem/.key`  the WFM's own SVID (leaf only; roots are in the bundle)
+ *
+ * Every file is 0600 and written atomically. A change writes its new files first under fresh
+ * names and then replaces state.json, so a crash at any point leaves the previous consistent
+ * state (plus unreferenced files that the next change removes).
+ */
+
+const IDENTITY_DIR = "identity";
+const STATE_FILE = "state.json";
+const STATE_FORMAT = 1;
+/** Validity bounds may be off by this much: devices with rough clocks still connect (digest 5.2). */
+const CLOCK_SKEW_SECONDS = 30;
+/** Renew the WFM SVID at this fraction of its lifetime. */
+const RENEW_AT = 2 / 3;
+/** setTimeout's maximum delay; longer waits are split. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const VERIFY_CACHE_MAX = 20_000;
+
+interface StateFile {
+  format: number;
+  trustDomain: string;
+  wfmId: string;
+  /** Decimal uint64 (JSON numbers would lose precision beyond 2^53). */
+  spiffeSequence: string;
+  /** Issuing authority first. */
+  authorities: { fingerprint: string; cert: string; key: string }[];
+  wfmSvid: { cert: string; key: string };
+}
+
+interface Authority {
+  fingerprint: string;
+  certDer: Buffer;
+  certPem: string;
+  /** Only the issuing authority's key is loaded; retired-to-be ones never sign again. */
+  privateKey?: CryptoKey;
+}
+
+type CryptoKey = Awaited<ReturnType<typeof importPrivateKeyPem>>;
+
+interface WfmSvid {
+  certPem: string;
+  keyPem: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+interface CachedVerification {
+  result: VerifiedSvid;
+  notBefore: number;
+  notAfter: number;
+}
+
+function etagOf(body: Buffer): string {
+  return `"sha256:${createHash("sha256").update(body).digest("hex")}"`;
+}
+
+function identityDir(config: WfmConfig): string {
+  return join(config.dataDir, IDENTITY_DIR);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function checkConfig(config: WfmConfig): void {
+  if (!isValidTrustDomain(config.trustDomain))
+    throw new IdentityError(
+      "identity.trust-domain",
+      `${JSON.stringify(config.trustDomain)} is not a SPIFFE trust domain name (lowercase letters, digits, . - _)`,
+    );
+  if (!isValidSegment(config.wfmId))
+    throw new IdentityError(
+      "identity.wfm-id",
+      `wfm-id ${JSON.stringify(config.wfmId)} must be non-empty RFC 3986 unreserved text, not . or .. (item 16)`,
+    );
+}
+
+function checkSegment(kind: string, value: string): void {
+  if (!isValidSegment(value))
+    throw new IdentityError(
+      `identity.${kind}`,
+      `${kind} ${JSON.stringify(value)} must be non-empty RFC 3986 unreserved text, not . or .. (item 16)`,
+    );
+}
+
+/**
+ * The file-backed WfmIdentity. Mutations (rotation, retirement, renewal) run one at a time; reads
+ * (serverTls, verify*, documents) see the last committed state and never wait.
+ */
+export class FileIdentity implements WfmIdentity {
+  readonly trustDomain: string;
+  readonly wfmId: string;
+  readonly wfmSpiffeId: string;
+  private readonly dir: string;
+  private state: StateFile;
+  private authorities: Authority[];
+  private anchors: TrustAnchors;
+  private wfmSvid: WfmSvid;
+  private bundleDoc: ServedDocument;
+  private readonly discoveryDoc: ServedDocument;
+  private readonly listeners = new Set<() => void>();
+  private verifyCache = new Map<string, CachedVerification>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  /** Use initIdentity / loadIdentity. */
+  constructor(
+    private readonly config: WfmConfig,
+    state: StateFile,
+    authorities: Authority[],
+    wfmSvid: WfmSvid,
+  ) {
+    this.trustDomain = config.trustDomain;
+    this.wfmId = config.wfmId;
+    this.wfmSpiffeId = wfmSpiffeId(config.trustDomain, config.wfmId);
+    this.dir = identityDir(config);
+    this.state = state;
+    this.authorities = authorities;
+    this.anchors = new TrustAnchors(authorities.map((a) => a.certDer));
+    this.wfmSvid = wfmSvid;
+    this.bundleDoc = this.buildBundle();
+    const base = config.trustPublicUrl.replace(/\/+$/, "");
+    const body = Buffer.from(
+      encodeDiscoveryDocument({
+        trustDomain: config.trustDomain,
+        trustBundleUri: `${base}/.well-known/spiffe/bundle.json`,
+      }),
+    );
+    this.discoveryDoc = { body, etag: etagOf(body) };
+  }
+
+  /** The spiffe_sequence of the served bundle. */
+  get spiffeSequence(): bigint {
+    return BigInt(this.state.spiffeSequence);
+  }
+
+  /** SHA-256 (hex) of every anchor in the bundle, issuing one first. */
+  anchorFingerprints(): string[] {
+    return this.authorities.map((a) => a.fingerprint);
+  }
+
+  /** When the current WFM SVID expires (its renewal is scheduled at 2/3 of its lifetime). */
+  get wfmSvidNotAfter(): Date {
+    return this.wfmSvid.notAfter;
+  }
+
+  serverTls(): TlsMaterial {
+    return {
+      certChainPem: this.wfmSvid.certPem,
+      keyPem: this.wfmSvid.keyPem,
+      anchorsPem: this.authorities.map((a) => a.certPem).join(""),
+    };
+  }
+
+  /**
+   * Verify a chain against the current anchors. Results are cached by the chain's SHA-256 until
+   * the anchors change, and only the validity window is re-checked on a hit, so a reconnecting
+   * client costs a hash instead of a parse and a signature check.
+   */
+  private verify(chainDer: readonly Buffer[], now: Date): VerifiedSvid {
+    const h = createHash("sha256");
+    for (const c of chainDer) h.update(c);
+    const key = h.digest("base64");
+    const t = now.getTime();
+    const skew = CLOCK_SKEW_SECONDS * 1000;
+    const hit = this.verifyCache.get(key);
+    if (hit) {
+      if (hit.notBefore - skew > t)
+        throw new IdentityError("svid.not-yet-valid", "the certificate is not yet valid");
+      if (hit.notAfter + skew < t)
+        throw new IdentityError("svid.expired", "a certificate on the path has expired");
+      return hit.result;
+    }
+    let result: VerifiedSvid;
+    try {
+      result = verifySvid(chainDer, this.anchors, {
+        trustDomain: this.trustDomain,
+        now,
+        skewSeconds: CLOCK_SKEW_SECONDS,
+      });
+    } catch (e) {
+      if (e instanceof SvidVerificationError) throw new IdentityError(e.rule, e.message);
+      throw e;
+    }
+    if (this.verifyCache.size >= VERIFY_CACHE_MAX) this.verifyCache.clear();
+    this.verifyCache.set(key, {
+      result,
+      notBefore: result.pathNotBefore.getTime(),
+      notAfter: result.pathNotAfter.getTime(),
+    });
+    return result;
+  }
+
+  verifyClient(chainDer: readonly Buffer[], now: Date = new Date()): VerifiedClient {
+    const v = this.verify(chainDer, now);
+    const name = miafName(v.id);
+    // Item 6: exactly spiffe://<own td>/margo/wfm/<own wfm-id>/client/<id>, compared exactly.
+    if (name?.kind !== "wfm-client")
+      throw new IdentityError(
+        "identity.not-wfm-client",
+        `${v.spiffeId} is not a WFM Client ID (spiffe://${this.trustDomain}/margo/wfm/${this.wfmId}/client/<id>)`,
+      );
+    if (name.wfmId !== this.wfmId)
+      throw new IdentityError(
+        "identity.foreign-wfm",
+        `${v.spiffeId} is a client of WFM ${name.wfmId}, not of ${this.wfmId}`,
+      );
+    return { clientId: name.clientId, spiffeId: v.spiffeId, notAfter: v.notAfter };
+  }
+
+  verifyOperator(chainDer: readonly Buffer[], now: Date = new Date()): VerifiedOperator {
+    const v = this.verify(chainDer, now);
+    const [first, name, ...rest] = v.id.segments;
+    if (first !== "operator" || name === undefined || rest.length > 0)
+      throw new IdentityError(
+        "identity.not-operator",
+        `${v.spiffeId} is not an operator ID (spiffe://${this.trustDomain}/operator/<name>)`,
+      );
+    return { name, spiffeId: v.spiffeId };
+  }
+
+  discoveryDocument(): ServedDocument {
+    return this.discoveryDoc;
+  }
+
+  spiffeBundle(): ServedDocument {
+    return this.bundleDoc;
+  }
+
+  async mintClient(clientId: string, lifetimeSeconds?: number): Promise<admin.ClientCredentials> {
+    checkSegment("client-id", clientId);
+    return this.mintCredentials(
+      wfmClientSpiffeId(this.trustDomain, this.wfmId, clientId),
+      lifetimeSeconds || this.config.clientSvidLifetimeSeconds,
+    );
+  }
+
+  async mintOperator(name: string, lifetimeSeconds?: number): Promise<admin.ClientCredentials> {
+    checkSegment("operator-name", name);
+    return this.mintCredentials(
+      operatorSpiffeId(this.trustDomain, name),
+      lifetimeSeconds || this.config.clientSvidLifetimeSeconds,
+    );
+  }
+
+  private async mintCredentials(
+    spiffeId: string,
+    lifetimeSeconds: number,
+  ): Promise<admin.ClientCredentials> {
+    const svid = await mintSvid({ issuer: this.issuer(), spiffeId, lifetimeSeconds });
+    return {
+      spiffeId,
+      certificateChainPem: svid.certPem,
+      privateKeyPem: svid.keyPem,
+      trustBundlePem: this.serverTls().anchorsPem,
+      spiffeBundleJson: this.bundleDoc.body,
+      notAfter: svid.notAfter,
+    };
+  }
+
+  /**
+   * Start a CA rotation (digest 5.6): a new root joins the bundle ahead of the old ones and issues
+   * from now on, the WFM SVID is re-minted from it, spiffe_sequence + 1. Old anchors stay, so
+   * clients holding SVIDs from them keep working until retirePreviousAuthorities().
+   */
+  rotateAuthority(): Promise<admin.RotateAuthorityResponse> {
+    return this.serialized(async () => {
+      const seq = this.spiffeSequence + 1n;
+      const root = await createRootCa({
+        trustDomain: this.trustDomain,
+        commonName: `Margo root CA ${seq}`,
+      });
+      const authority = await this.writeAuthority(root);
+      const issuer = { certDer: root.certDer, privateKey: root.keys.privateKey };
+      const svid = await this.mintWfmSvid(issuer);
+      const svidFiles = await this.writeWfmSvid(svid);
+      const old = this.state.authorities;
+      await this.commit(
+        {
+          ...this.state,
+          spiffeSequence: seq.toString(),
+          authorities: [authority.entry, ...old],
+          wfmSvid: svidFiles,
+        },
+        [
+          { ...authority.loaded, privateKey: root.keys.privateKey },
+          ...this.authorities.map(({ privateKey: _, ...a }) => a),
+        ],
+        {
+          certPem: svid.certPem,
+          keyPem: svid.keyPem,
+          notBefore: svid.notBefore,
+          notAfter: svid.notAfter,
+        },
+      );
+      return { spiffeSequence: seq, anchorFingerprints: this.anchorFingerprints() };
+    });
+  }
+
+  /** Finish a rotation: only the issuing anchor stays in the bundle (spiffe_sequence + 1). */
+  retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse> {
+    return this.serialized(async () => {
+      if (this.authorities.length > 1) {
+        const [issuing] = this.state.authorities;
+        const [issuingLoaded] = this.authorities;
+        if (!issuing || !issuingLoaded) throw new Error("identity state has no issuing authority");
+        await this.commit(
+          {
+            ...this.state,
+            spiffeSequence: (this.spiffeSequence + 1n).toString(),
+            authorities: [issuing],
+          },
+          [issuingLoaded],
+          this.wfmSvid,
+        );
+      }
+      return { spiffeSequence: this.spiffeSequence, anchorFingerprints: this.anchorFingerprints() };
+    });
+  }
+
+  /** Re-mint the WFM SVID from the issuing authority now (the renewal timer calls this). */
+  renewWfmSvid(): Promise<void> {
+    return this.serialized(async () => {
+      const svid = await this.mintWfmSvid(this.issuer());
+      const files = await this.writeWfmSvid(svid);
+      await this.commit({ ...this.state, wfmSvid: files }, this.authorities, {
+        certPem: svid.certPem,
+        keyPem: svid.keyPem,
+        notBefore: svid.notBefore,
+        notAfter: svid.notAfter,
+      });
+    });
+  }
+
+  onChange(listener: () => void): () => void {
+    const wrapped = () => listener();
+    this.listeners.add(wrapped);
+    return () => this.listeners.delete(wrapped);
+  }
+
+  /** Stop the renewal timer; the object stays usable for reads. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Arm the renewal timer at 2/3 of the current WFM SVID's lifetime. */
+  scheduleRenewal(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    const { notBefore, notAfter } = this.wfmSvid;
+    const due = notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * RENEW_AT;
+    const wait = due - Date.now();
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (Date.now() < due) return this.scheduleRenewal();
+        this.renewWfmSvid().then(
+          () => this.scheduleRenewal(),
+          (e: unknown) => {
+            // A failed renewal (disk full?) is retried soon; the current SVID is still valid.
+            console.error(`WFM SVID renewal failed, retrying in 60 s: ${e}`);
+            if (this.closed) return;
+            this.timer = setTimeout(() => this.scheduleRenewal(), 60_000);
+            this.timer.unref();
+          },
+        );
+      },
+      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+    );
+    this.timer.unref();
+  }
+
+  private issuer(): Issuer {
+    const a = this.authorities[0];
+    if (!a?.privateKey) throw new Error("identity state has no issuing key");
+    return { certDer: a.certDer, privateKey: a.privateKey };
+  }
+
+  private mintWfmSvid(issuer: Issuer): Promise<MintedCertificate> {
+    const hostnames = this.config.hostnames;
+    return mintSvid({
+      issuer,
+      spiffeId: this.wfmSpiffeId,
+      dnsNames: hostnames.filter((h) => isIP(h) === 0),
+      ipAddresses: hostnames.filter((h) => isIP(h) !== 0),
+      lifetimeSeconds: this.config.wfmSvidLifetimeSeconds,
+    });
+  }
+
+  private async writeAuthority(
+    root: MintedCertificate,
+  ): Promise<{ entry: StateFile["authorities"][number]; loaded: Authority }> {
+    return writeAuthorityFiles(this.dir, root);
+  }
+
+  private writeWfmSvid(svid: MintedCertificate): Promise<StateFile["wfmSvid"]> {
+    return writeWfmSvidFiles(this.dir, svid);
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private buildBundle(): ServedDocument {
+    const body = encodeAnchorsBundle(
+      this.authorities.map((a) => a.certDer),
+      { sequence: this.spiffeSequence, refreshHintSeconds: this.config.bundleRefreshHintSeconds },
+    );
+    return { body, etag: etagOf(body) };
+  }
+
+  /** Make `next` durable (state.json is the commit point), then swap memory and tell listeners. */
+  private async commit(next: StateFile, authorities: Authority[], svid: WfmSvid): Promise<void> {
+    await writeState(this.dir, next);
+    const anchorsChanged =
+      authorities.map((a) => a.fingerprint).join() !== this.anchorFingerprints().join();
+    this.state = next;
+    this.authorities = authorities;
+    this.wfmSvid = svid;
+    if (anchorsChanged) {
+      this.anchors = new TrustAnchors(authorities.map((a) => a.certDer));
+      this.verifyCache = new Map();
+    }
+    this.bundleDoc = this.buildBundle();
+    await removeUnreferenced(this.dir, next);
+    for (const l of [...this.listeners]) {
+      try {
+        l();
+      } catch (e) {
+        console.error(`identity onChange listener failed: ${e}`);
+      }
+    }
+    this.scheduleRenewal();
+  }
+}
+
+async function writeAuthorityFiles(
+  dir: string,
+  root: MintedCertificate,
+): Promise<{ entry: StateFile["authorities"][number]; loaded: Authority }> {
+  const fingerprint = certificateFingerprint(root.certDer);
+  const base = `ca-${fingerprint.slice(0, 16)}`;
+  const entry = { fingerprint, cert: `${base}.pem`, key: `${base}.key` };
+  await writeFileAtomic(join(dir, entry.key), root.keyPem, 0o600);
+  await writeFileAtomic(join(dir, entry.cert), root.certPem, 0o600);
+  return { entry, loaded: { fingerprint, certDer: root.certDer, certPem: root.certPem } };
+}
+
+async function writeWfmSvidFiles(
+  dir: string,
+  svid: MintedCertificate,
+): Promise<StateFile["wfmSvid"]> {
+  const base = `wfm-svid-${svid.serialNumber.slice(0, 16)}`;
+  const files = { cert: `${base}.pem`, key: `${base}.key` };
+  await writeFileAtomic(join(dir, files.key), svid.keyPem, 0o600);
+  await writeFileAtomic(join(dir, files.cert), svid.certPem, 0o600);
+  return files;
+}
+
+async function writeState(dir: string, state: StateFile): Promise<void> {
+  await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+}
+
+const OWNED_FILE = /^(ca-[0-9a-f]{16}|wfm-svid-[0-9a-f]{16})\.(pem|key)$|\.tmp$/;
+
+/** Delete files a committed state no longer names (and temp files of interrupted writes). */
+async function removeUnreferenced(dir: string, state: StateFile): Promise<void> {
+  const keep = new Set([
+    STATE_FILE,
+    state.wfmSvid.cert,
+    state.wfmSvid.key,
+    ...state.authorities.flatMap((a) => [a.cert, a.key]),
+  ]);
+  let removed = false;
+  for (const f of await readdir(dir)) {
+    if (keep.has(f) || !OWNED_FILE.test(f)) continue;
+    await rm(join(dir, f), { force: true });
+    removed = true;
+  }
+  if (removed) await syncDir(dir);
+}
+
+function svidFromPem(certPem: string, keyPem: string): WfmSvid {
+  const der = pemToDer(certPem)[0];
+  if (!der) throw new IdentityError("identity.corrupt", "the WFM SVID file holds no certificate");
+  const facts = readCertificate(der);
+  return { certPem, keyPem, notBefore: facts.notBefore, notAfter: facts.notAfter };
+}
+
+/**
+ * Create the trust domain in `<dataDir>/identity/`: a P-256 root CA and the WFM SVID
+ * (`spiffe://<td>/margo/wfm/<wfm-id>` plus `config.hostnames` as DNS/IP SANs, so devices can also
+ * run ordinary hostname checks). Refuses a folder that already holds one, so an operator cannot
+ * replace a trust domain by accident. The caller should `close()` the result when done.
+ */
+export async function initIdentity(config: WfmConfig): Promise<FileIdentity> {
+  checkConfig(config);
+  const dir = identityDir(config);
+  if (await exists(join(dir, STATE_FILE)))
+    throw new IdentityError(
+      "identity.exists",
+      `${dir} already holds a trust domain; use it (loadIdentity) or choose an empty data directory`,
+    );
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  const root = await createRootCa({
+    trustDomain: config.trustDomain,
+    commonName: "Margo root CA 1",
+  });
+  const authority = await writeAuthorityFiles(dir, root);
+  const issuer = { certDer: root.certDer, privateKey: root.keys.privateKey };
+  const hostnames = config.hostnames;
+  const svid = await mintSvid({
+    issuer,
+    spiffeId: wfmSpiffeId(config.trustDomain, config.wfmId),
+    dnsNames: hostnames.filter((h) => isIP(h) === 0),
+    ipAddresses: hostnames.filter((h) => isIP(h) !== 0),
+    lifetimeSeconds: config.wfmSvidLifetimeSeconds,
+  });
+  const svidFiles = await writeWfmSvidFiles(dir, svid);
+  const state: StateFile = {
+    format: STATE_FORMAT,
+    trustDomain: config.trustDomain,
+    wfmId: config.wfmId,
+    spiffeSequence: "1",
+    authorities: [authority.entry],
+    wfmSvid: svidFiles,
+  };
+  await writeState(dir, state);
+  await syncDir(config.dataDir).catch(() => undefined);
+  const identity = new FileIdentity(
+    config,
+    state,
+    [{ ...authority.loaded, privateKey: root.keys.privateKey }],
+    {
+      certPem: svid.certPem,
+      keyPem: svid.keyPem,
+      notBefore: svid.notBefore,
+      notAfter: svid.notAfter,
+    },
+  );
+  identity.scheduleRenewal();
+  return identity;
+}
+
+/**
+ * Reopen the trust domain that initIdentity created. The folder must match the configured trust
+ * domain and wfm-id (a mismatch means the wrong data directory). A WFM SVID already past its
+ * renewal point is renewed before this returns.
+ */
+export async function loadIdentity(config: WfmConfig): Promise<FileIdentity> {
+  checkConfig(config);
+  const dir = identityDir(config);
+  let state: StateFile;
+  try {
+    state = JSON.parse(await readFile(join(dir, STATE_FILE), "utf8")) as StateFile;
+  } catch (e) {
+    throw new IdentityError(
+      "identity.missing",
+      `no trust domain in ${dir} (run margo-wfm init first): ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  if (state.format !== STATE_FORMAT)
+    throw new IdentityError(
+      "identity.format",
+      `${dir}/${STATE_FILE} has unknown format ${state.format}`,
+    );
+  if (state.trustDomain !== config.trustDomain || state.wfmId !== config.wfmId)
+    throw new IdentityError(
+      "identity.config-mismatch",
+      `${dir} belongs to ${wfmSpiffeId(state.trustDomain, state.wfmId)}, not to ${wfmSpiffeId(config.trustDomain, config.wfmId)}`,
+    );
+  const authorities: Authority[] = [];
+  for (const [i, a] of state.authorities.entries()) {
+    const certPem = await readFile(join(dir, a.cert), "utf8");
+    const certDer = pemToDer(certPem)[0];
+    if (!certDer || certificateFingerprint(certDer) !== a.fingerprint)
+      throw new IdentityError(
+        "identity.corrupt",
+        `${a.cert} does not hold anchor ${a.fingerprint}`,
+      );
+    const loaded: Authority = { fingerprint: a.fingerprint, certDer, certPem };
+    if (i === 0)
+      loaded.privateKey = await importPrivateKeyPem(await readFile(join(dir, a.key), "utf8"));
+    authorities.push(loaded);
+  }
+  if (authorities.length === 0)
+    throw new IdentityError("identity.corrupt", `${dir}/${STATE_FILE} lists no authority`);
+  const svid = svidFromPem(
+    await readFile(join(dir, state.wfmSvid.cert), "utf8"),
+    await readFile(join(dir, state.wfmSvid.key), "utf8"),
+  );
+  const identity = new FileIdentity(config, state, authorities, svid);
+  const { notBefore, notAfter } = svid;
+  const due = notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * RENEW_AT;
+  if (Date.now() >= due) await identity.renewWfmSvid();
+  else identity.scheduleRenewal();
+  return identity;
+}
+
+/** PEM of every anchor in DER order; exported for tests that build TLS contexts by hand. */
+export function anchorsPem(anchorsDer: readonly Buffer[]): string {
+  return anchorsDer.map((d) => derToPem(d)).join("");
+}
