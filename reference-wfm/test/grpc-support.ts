@@ -265,6 +265,8 @@ export class MemoryCore implements Southbound, Northbound {
   private readonly watchers = new Map<string, Set<(s: ManifestSnapshot) => void>>();
   private deploymentSeq = 0;
   resets = 0;
+  /** performance.now() of the last committed change, the moment WatchManifest's 100 ms start. */
+  lastChangeAt = 0;
 
   isAccepted(clientId: string): boolean {
     return this.accepted.has(clientId);
@@ -314,6 +316,7 @@ export class MemoryCore implements Southbound, Northbound {
     s.version += 1n;
     s.snapshot = undefined;
     const snap = this.snapshot(clientId);
+    this.lastChangeAt = performance.now();
     for (const l of this.watchers.get(clientId) ?? []) l(snap);
   }
 
