@@ -76,35 +76,24 @@ export async function pullApplication(
   } catch (err) {
     throw registryError(err, ociReference);
   }
+  // Layout and description problems are reported together: a vendor fixes both in one pass.
   const errors = fieldErrors(pulled.problems);
   const descriptionFile = pulled.files.find(
     (f) => f.mediaType === MARGO_APP_DESCRIPTION_MEDIA_TYPE,
   );
-  if (pulled.description === undefined || !descriptionFile) {
+  const text = descriptionFile ? Buffer.from(descriptionFile.bytes).toString("utf8") : undefined;
+  const checked = text !== undefined ? validateDescription(text) : undefined;
+  if (!checked)
     errors.push({ field: "/margo.yaml", message: "the package has no description layer" });
-  }
-  if (
-    errors.length > 0 ||
-    pulled.description === undefined ||
-    !descriptionFile ||
-    !pulled.manifestDigest
-  ) {
+  else
+    errors.push(
+      ...fieldErrors(checked.problems).map((e) => ({ ...e, field: `margo.yaml#${e.field}` })),
+    );
+  if (errors.length > 0 || !descriptionFile || !checked?.value || !pulled.manifestDigest) {
     throw new WfmError(
       "semantic-error",
       `package ${ociReference} is not a valid Application Package`,
       errors,
-    );
-  }
-  const checked = validateDescription(pulled.description);
-  const descErrors = fieldErrors(checked.problems).map((e) => ({
-    ...e,
-    field: `margo.yaml#${e.field}`,
-  }));
-  if (!checked.value || descErrors.length > 0) {
-    throw new WfmError(
-      "semantic-error",
-      `the description of ${ociReference} is invalid`,
-      descErrors,
     );
   }
   return {
