@@ -195,6 +195,30 @@ describe("state manifest", () => {
     expect(manifestOf((await h.core.manifest("beta")).body).deployments).toEqual([]);
   });
 
+  it("item 42: concurrent changes each get their own version and the cache ends on the newest", async () => {
+    const seen: bigint[] = [];
+    h.core.watch("alpha", (s) => seen.push(s.manifestVersion));
+    const created = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => deploy("alpha", `dev${i}`)),
+    );
+    expect(created.map((d) => d.manifestVersion).sort((a, b) => Number(a - b))).toEqual([
+      2n,
+      3n,
+      4n,
+      5n,
+      6n,
+      7n,
+      8n,
+      9n,
+    ]);
+    const snap = await h.core.manifest("alpha");
+    expect(snap.manifestVersion).toBe(9n);
+    expect(manifestOf(snap.body).deployments.length).toBe(8);
+    // Watchers never see a version go backwards.
+    expect([...seen].sort((a, b) => Number(a - b))).toEqual(seen);
+    expect(seen.at(-1)).toBe(9n);
+  });
+
   it("a watcher is told synchronously, before the change call resolves, and can unsubscribe", async () => {
     const seen: bigint[] = [];
     const stop = h.core.watch("alpha", (s) => seen.push(s.manifestVersion));
