@@ -1,15 +1,13 @@
+import { isValidSegment } from "@margo/proto/identity";
+
 /**
  * MIAF name segments (digest 5.1, item 16): a wfm-client-id is non-empty, only RFC 3986
- * unreserved characters, and not "." or "..". The core checks it before admitting a client
- * so no SVID is ever minted for a name the verifier would refuse.
+ * unreserved characters, and not "." or "..". The rule itself is the identity library's, so the
+ * core can never admit a client whose SVID the verifier would refuse; this adds the message.
  */
-const UNRESERVED = /^[A-Za-z0-9._~-]+$/;
-
-/** Why `id` cannot be a wfm-client-id, or undefined when it can. */
 export function clientIdProblem(id: string): string | undefined {
-  if (id.length === 0) return "a wfm-client-id must not be empty";
+  if (isValidSegment(id)) return undefined;
   if (id === "." || id === "..") return `a wfm-client-id must not be ${JSON.stringify(id)}`;
-  if (!UNRESERVED.test(id))
-    return `${JSON.stringify(id)} may only use RFC 3986 unreserved characters (A-Z a-z 0-9 . _ ~ -)`;
-  return undefined;
+  if (id.length === 0) return "a wfm-client-id must not be empty";
+  return `${JSON.stringify(id)} may only use RFC 3986 unreserved characters (A-Z a-z 0-9 . _ ~ -)`;
 }
