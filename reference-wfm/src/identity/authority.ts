@@ -421,7 +421,8 @@ export class FileIdentity implements WfmIdentity {
           },
         );
       },
-      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+      // At least a second apart, so a clock jump can never turn renewal into a busy loop.
+      Math.max(1000, Math.min(wait, MAX_TIMER_MS)),
     );
     this.timer.unref();
   }
@@ -433,14 +434,7 @@ export class FileIdentity implements WfmIdentity {
   }
 
   private mintWfmSvid(issuer: Issuer): Promise<MintedCertificate> {
-    const hostnames = this.config.hostnames;
-    return mintSvid({
-      issuer,
-      spiffeId: this.wfmSpiffeId,
-      dnsNames: hostnames.filter((h) => isIP(h) === 0),
-      ipAddresses: hostnames.filter((h) => isIP(h) !== 0),
-      lifetimeSeconds: this.config.wfmSvidLifetimeSeconds,
-    });
+    return mintWfmSvid(this.config, issuer);
   }
 
   private async writeAuthority(
@@ -490,6 +484,24 @@ export class FileIdentity implements WfmIdentity {
     }
     this.scheduleRenewal();
   }
+}
+
+/**
+ * The WFM SVID: its one URI SAN plus `config.hostnames` as DNS/IP SANs. Back-dated by at most a
+ * quarter of its lifetime (60 s at most) for peers with slow clocks, so that short test lifetimes
+ * still leave the renewal point in the future.
+ */
+function mintWfmSvid(config: WfmConfig, issuer: Issuer): Promise<MintedCertificate> {
+  const now = Date.now();
+  const lifetimeMs = config.wfmSvidLifetimeSeconds * 1000;
+  return mintSvid({
+    issuer,
+    spiffeId: wfmSpiffeId(config.trustDomain, config.wfmId),
+    dnsNames: config.hostnames.filter((h) => isIP(h) === 0),
+    ipAddresses: config.hostnames.filter((h) => isIP(h) !== 0),
+    notBefore: new Date(now - Math.min(60_000, lifetimeMs / 4)),
+    notAfter: new Date(now + lifetimeMs),
+  });
 }
 
 async function writeAuthorityFiles(
@@ -567,14 +579,7 @@ export async function initIdentity(config: WfmConfig): Promise<FileIdentity> {
   });
   const authority = await writeAuthorityFiles(dir, root);
   const issuer = { certDer: root.certDer, privateKey: root.keys.privateKey };
-  const hostnames = config.hostnames;
-  const svid = await mintSvid({
-    issuer,
-    spiffeId: wfmSpiffeId(config.trustDomain, config.wfmId),
-    dnsNames: hostnames.filter((h) => isIP(h) === 0),
-    ipAddresses: hostnames.filter((h) => isIP(h) !== 0),
-    lifetimeSeconds: config.wfmSvidLifetimeSeconds,
-  });
+  const svid = await mintWfmSvid(config, issuer);
   const svidFiles = await writeWfmSvidFiles(dir, svid);
   const state: StateFile = {
     format: STATE_FORMAT,
