@@ -1,36 +1,28 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { admin } from "@margo/proto";
+import { CREDENTIAL_FILES, writeCredentials } from "@margo/proto/identity";
 import { DataDirError } from "./errors.js";
 
 /**
- * The folder layout of a credential set, the same for the operator (`<dataDir>/operator/`) and
- * for a client (`client add --out DIR`), so a device installer and the CLI read one format:
- * the SVID chain, its key (0600), the trust anchors as PEM and as the SPIFFE bundle document.
+ * Credential folders, in the one layout the identity module defines (svid.pem, svid.key 0600,
+ * bundle.pem, bundle.json), so what `client add --out` writes is what a device agent reads, and
+ * the CLI's own operator credentials (`<dataDir>/operator/`) use the same format.
  */
-export const CREDENTIAL_FILES = {
-  certificateChain: "svid.pem",
-  privateKey: "svid.key",
-  trustBundlePem: "bundle.pem",
-  spiffeBundleJson: "bundle.json",
-} as const;
-
 export const OPERATOR_DIR = "operator";
 
-/** Writes a credential set; the key is readable by the owner only. */
+/** Writes a credential set and returns the paths written, for the command's output. */
 export async function writeCredentialFiles(
   dir: string,
   creds: admin.ClientCredentials,
 ): Promise<string[]> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const files: [string, string | Buffer, number][] = [
-    [CREDENTIAL_FILES.certificateChain, creds.certificateChainPem, 0o644],
-    [CREDENTIAL_FILES.privateKey, creds.privateKeyPem, 0o600],
-    [CREDENTIAL_FILES.trustBundlePem, creds.trustBundlePem, 0o644],
-    [CREDENTIAL_FILES.spiffeBundleJson, creds.spiffeBundleJson, 0o644],
-  ];
-  for (const [name, body, mode] of files) await writeFile(join(dir, name), body, { mode });
-  return files.map(([name]) => join(dir, name));
+  await writeCredentials(dir, creds);
+  return [
+    CREDENTIAL_FILES.chain,
+    CREDENTIAL_FILES.key,
+    CREDENTIAL_FILES.bundlePem,
+    CREDENTIAL_FILES.bundleJson,
+  ].map((name) => join(dir, name));
 }
 
 /** PEM material for an mTLS connection. */
@@ -52,8 +44,8 @@ export async function readCredentialFiles(dir: string): Promise<CredentialPem> {
     }
   };
   return {
-    certificateChainPem: await read(CREDENTIAL_FILES.certificateChain),
-    privateKeyPem: await read(CREDENTIAL_FILES.privateKey),
-    trustBundlePem: await read(CREDENTIAL_FILES.trustBundlePem),
+    certificateChainPem: await read(CREDENTIAL_FILES.chain),
+    privateKeyPem: await read(CREDENTIAL_FILES.key),
+    trustBundlePem: await read(CREDENTIAL_FILES.bundlePem),
   };
 }

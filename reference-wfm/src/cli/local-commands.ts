@@ -6,12 +6,16 @@ import { OPERATOR_DIR, writeCredentialFiles } from "./credential-files.js";
 import { DataDirError, UsageError } from "./errors.js";
 import { jsonLine } from "./output.js";
 import { type RunInfo, removeRunInfo, writeRunInfo } from "./run-file.js";
-import { loadWfmRuntime } from "./runtime.js";
 
 /**
  * The two commands that work on the data directory itself rather than through the admin API:
  * `init` creates the trust domain and the operator's credentials, `serve` runs the WFM.
  */
+
+/** The composition root pulls in the store, HTTP and gRPC stacks: load it only for init/serve. */
+async function loadRuntime() {
+  return (await import("./runtime.js")).wfmRuntime;
+}
 
 const SPIFFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
 const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
@@ -143,8 +147,7 @@ const initCommand: CommandSpec = {
     } catch (e) {
       throw new DataDirError(`cannot create ${config.dataDir}: ${(e as Error).message}`);
     }
-    const runtime = await loadWfmRuntime();
-    const creds = await runtime.initialise(config, operator);
+    const creds = await (await loadRuntime()).initialise(config, operator);
     const files = await writeCredentialFiles(join(config.dataDir, OPERATOR_DIR), creds);
     if (ctx.json) {
       ctx.io.out(
@@ -187,8 +190,7 @@ const serveCommand: CommandSpec = {
         `cannot read ${join(ctx.dataDir, CONFIG_FILE)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run \`margo-wfm init --data-dir ${ctx.dataDir} --trust-domain T --wfm-id W\` first`,
       );
     }
-    const runtime = await loadWfmRuntime();
-    const running = await runtime.start(config);
+    const running = await (await loadRuntime()).start(config);
     const info: RunInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),

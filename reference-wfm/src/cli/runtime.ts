@@ -1,10 +1,11 @@
 import type { admin } from "@margo/proto";
 import type { WfmConfig } from "../config.js";
+import { closeWfmIdentity, initWfm, startWfm } from "../wfm.js";
 
 /**
- * What the CLI needs from the composition root (wfm.ts): create a data directory's state and
- * operator credentials, and start the listeners. Kept behind this one adapter so the commands do
- * not depend on how wfm.ts shapes its results.
+ * What the CLI needs from the composition root (wfm.ts): create a data directory's state and the
+ * operator's credentials, and start the listeners. One adapter, so the commands do not depend on
+ * how wfm.ts shapes its results.
  */
 export interface WfmRuntime {
   initialise(config: WfmConfig, operatorName: string): Promise<admin.ClientCredentials>;
@@ -14,6 +15,24 @@ export interface WfmRuntime {
   }>;
 }
 
-export async function loadWfmRuntime(): Promise<WfmRuntime> {
-  throw new Error("wfm.ts has not landed yet");
-}
+export const wfmRuntime: WfmRuntime = {
+  async initialise(config, operatorName) {
+    const identity = await initWfm(config);
+    try {
+      return await identity.mintOperator(operatorName);
+    } finally {
+      await closeWfmIdentity(identity);
+    }
+  },
+  async start(config) {
+    const running = await startWfm(config);
+    return {
+      ports: {
+        management: running.managementPort,
+        trust: running.trustPort,
+        grpc: running.grpcPort ?? 0,
+      },
+      close: () => running.close(),
+    };
+  },
+};
