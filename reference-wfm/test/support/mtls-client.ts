@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { Agent, request } from "node:https";
-import type { PeerCertificate, SecureVersion } from "node:tls";
+import type { PeerCertificate, SecureVersion, TLSSocket } from "node:tls";
 
 /** PEM material a test client presents; `admin.ClientCredentials` fits it field by field. */
 export interface ClientPem {
@@ -92,19 +92,21 @@ export class MtlsClient {
           },
         },
         (res) => {
+          // Read TLS facts now: after "end" a keep-alive agent may already have detached the socket.
+          const socket = res.socket as TLSSocket;
+          const peer = socket.getPeerCertificate();
+          const protocol = socket.getProtocol();
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("error", reject);
           res.on("end", () => {
-            const socket = res.socket as import("node:tls").TLSSocket;
-            const peer = socket.getPeerCertificate?.();
             resolve({
               status: res.statusCode ?? 0,
               headers: res.headers,
               body: Buffer.concat(chunks),
-              protocol: socket.getProtocol?.() ?? null,
-              serverSpiffeId: peer ? uriSan(peer) : undefined,
-              serverSerial: peer?.serialNumber,
+              protocol,
+              serverSpiffeId: uriSan(peer),
+              serverSerial: peer.serialNumber,
             });
           });
         },

@@ -1,0 +1,133 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { saveConfig, type WfmConfig } from "./config.js";
+import { createWfmCore, type RegistryFactory, type WfmCore } from "./core/wfm-core.js";
+import { startGrpcServer } from "./grpc/server.js";
+import type { GrpcServerOptions } from "./grpc/server-contract.js";
+import type { EdgeLog } from "./http/log.js";
+import { startManagementServer } from "./http/management-server.js";
+import { startTrustServer } from "./http/trust-server.js";
+import { initIdentity, loadIdentity } from "./identity/authority.js";
+import type { WfmIdentity } from "./identity/types.js";
+import { openSqliteStore } from "./store/sqlite-store.js";
+import type { WfmStore } from "./store/store.js";
+
+/** The one SQLite file of a data directory. */
+export const STORE_FILE = "wfm.sqlite";
+
+/** What WfmDriver.Info reports; features name what the conformance suite may exercise. */
+export const WFM_INFO: GrpcServerOptions["info"] = {
+  vendor: "Margo reference implementation",
+  product: "margo-reference-wfm",
+  version: "0.0.0",
+  margoVersion: "1.0.0-rc.3",
+  features: ["gateway-children", "bundle", "content-encoding"],
+};
+
+export interface StartWfmOptions {
+  /** Start the gRPC listener (default true). */
+  grpc?: boolean;
+  /** Edge log sink (default: JSON lines on stderr). */
+  log?: EdgeLog;
+  /** How the core reaches registries (tests may inject); defaults to the OCI client. */
+  registry?: RegistryFactory;
+  clock?: () => Date;
+}
+
+/** A running WFM: every part, so tests and the CLI can reach them, and one close(). */
+export interface RunningWfm {
+  config: WfmConfig;
+  core: WfmCore;
+  identity: WfmIdentity;
+  store: WfmStore;
+  managementPort: number;
+  trustPort: number;
+  /** undefined when started with `grpc: false`. */
+  grpcPort: number | undefined;
+  /** Stops listeners first (no request lands on a closed store), then the core and the store. */
+  close(): Promise<void>;
+}
+
+/** Identity implementations may own a renewal timer; stop it if they expose close(). */
+async function closeIdentity(identity: WfmIdentity): Promise<void> {
+  const c = (identity as WfmIdentity & { close?: () => void | Promise<void> }).close;
+  if (typeof c === "function") await c.call(identity);
+}
+
+/**
+ * Create a data directory: `wfm.json`, the trust domain's CA and WFM SVID, and the empty store.
+ * Fails if an identity already exists there (H1's initIdentity refuses re-init), so an operator
+ * cannot silently replace a trust domain. Returns the identity so the caller can mint the
+ * operator's credentials; the caller closes it with `closeWfmIdentity`.
+ */
+export async function initWfm(config: WfmConfig): Promise<WfmIdentity> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const identity = await initIdentity(config);
+  await saveConfig(config);
+  const store = await openSqliteStore(join(config.dataDir, STORE_FILE));
+  await store.close();
+  return identity;
+}
+
+/** Stop an identity returned by initWfm (its SVID-renewal timer). */
+export const closeWfmIdentity = closeIdentity;
+
+/**
+ * The composition root: store, identity, core and the three listeners (Management Interface,
+ * MIS trust endpoints, gRPC). A failure halfway closes what was already started.
+ */
+export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): Promise<RunningWfm> {
+  const stack: Array<() => Promise<void>> = [];
+  const unwind = async () => {
+    for (const f of stack.reverse()) await f().catch(() => undefined);
+  };
+  try {
+    const store = await openSqliteStore(join(config.dataDir, STORE_FILE));
+    stack.push(() => store.close());
+    const identity = await loadIdentity(config);
+    stack.push(() => closeIdentity(identity));
+    const core = await createWfmCore({
+      store,
+      identity,
+      ...(opts.registry ? { registry: opts.registry } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    stack.push(() => core.close());
+    const management = await startManagementServer({
+      core,
+      identity,
+      config,
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    stack.push(() => management.close());
+    const trust = await startTrustServer({
+      identity,
+      config,
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    stack.push(() => trust.close());
+    let grpcPort: number | undefined;
+    if (opts.grpc ?? true) {
+      const grpc = await startGrpcServer({ core, identity, listen: config.grpc, info: WFM_INFO });
+      stack.push(() => grpc.close());
+      grpcPort = grpc.port;
+    }
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      core,
+      identity,
+      store,
+      managementPort: management.port,
+      trustPort: trust.port,
+      grpcPort,
+      close: () => {
+        closing ??= unwind();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
