@@ -5,7 +5,12 @@
  * latency, errors, the server's RSS and CPU. Not a test: it prints figures.
  *
  * Usage: npx tsx reference-wfm/bench/manifest-polls.ts [--clients 10000] [--period 15]
- *          [--duration 60] [--workers 1] [--concurrency 32] [--keep]
+ *          [--duration 60] [--warmup <period>] [--workers 1] [--concurrency 32] [--keep]
+ *          [--server-keep-alive S]
+ *
+ * --server-keep-alive S runs the what-if server of serve-keepalive.ts (idle keep-alive raised to
+ * S seconds) instead of `margo-wfm serve`, whose Node default of 5 s closes a 15 s poller's
+ * connection between polls.
  *
  * The server is `margo-wfm serve` in a child process (the pid whose /proc entry is sampled), the
  * load generators are forked children, and clients are admitted (and their SVIDs minted) through
@@ -28,6 +33,7 @@ import type { PhaseStats, WorkerClient, WorkerResult, WorkerStart } from "./poll
 const here = dirname(fileURLToPath(import.meta.url));
 const cliMain = resolve(here, "../src/cli/main.ts");
 const workerFile = resolve(here, "poll-worker.ts");
+const keepAliveServer = resolve(here, "serve-keepalive.ts");
 
 const { values: args } = parseArgs({
   options: {
@@ -37,6 +43,8 @@ const { values: args } = parseArgs({
     workers: { type: "string", default: "1" },
     concurrency: { type: "string", default: "32" },
     keep: { type: "boolean", default: false },
+    "server-keep-alive": { type: "string" },
+    warmup: { type: "string" },
   },
 });
 const N = Number(args.clients);
@@ -66,26 +74,38 @@ function percentile(sorted: readonly number[], p: number): number {
 function merge(parts: readonly PhaseStats[]): PhaseStats & { sorted: number[] } {
   const status: Record<string, number> = {};
   let errors = 0;
+  let newConnections = 0;
+  let staleRetries = 0;
   let firstError: string | undefined;
   const latencies: number[] = [];
   for (const p of parts) {
     for (const [k, v] of Object.entries(p.status)) status[k] = (status[k] ?? 0) + v;
     errors += p.errors;
+    newConnections += p.newConnections;
+    staleRetries += p.staleRetries;
     firstError ??= p.firstError;
     for (const l of p.latencies) latencies.push(l);
   }
   const sorted = latencies.sort((a, b) => a - b);
-  return { latencies, sorted, status, errors, ...(firstError ? { firstError } : {}) };
+  return {
+    latencies,
+    sorted,
+    status,
+    errors,
+    newConnections,
+    staleRetries,
+    ...(firstError ? { firstError } : {}),
+  };
 }
 
 async function startServer(dataDir: string): Promise<{ child: ChildProcess; run: RunInfo }> {
-  const child = spawn(
-    process.execPath,
-    [...process.execArgv, cliMain, "serve", "--json", "--data-dir", dataDir],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const keepAlive = args["server-keep-alive"];
+  const argv = keepAlive
+    ? [keepAliveServer, dataDir, keepAlive]
+    : [cliMain, "serve", "--json", "--data-dir", dataDir];
+  const child = spawn(process.execPath, [...process.execArgv, ...argv], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     if (stderr.length < 10_000) stderr += d.toString();
@@ -167,7 +187,8 @@ async function main(): Promise<void> {
     const config = JSON.parse(await readFile(join(dataDir, "wfm.json"), "utf8"));
     const procs = await Promise.all(Array.from({ length: workers }, startWorker));
     const startAt = Date.now() + 1000;
-    const warmupMs = periodMs;
+    // The first period opens every connection (N handshakes); later periods are the steady state.
+    const warmupMs = args.warmup ? Number(args.warmup) * 1000 : periodMs;
     const results = procs.map(
       (p) =>
         new Promise<WorkerResult>((resolveResult, reject) => {
@@ -226,6 +247,9 @@ async function main(): Promise<void> {
       periodSeconds: periodMs / 1000,
       durationSeconds: durationMs / 1000,
       loadWorkers: workers,
+      server: args["server-keep-alive"]
+        ? `serve-keepalive (idle keep-alive ${args["server-keep-alive"]} s)`
+        : "margo-wfm serve",
       mintSeconds: Number(mintSeconds.toFixed(2)),
       mintPerSecond: Number((N / mintSeconds).toFixed(1)),
       targetPerSecond: Number((N / (periodMs / 1000)).toFixed(1)),
@@ -233,6 +257,8 @@ async function main(): Promise<void> {
       notModifiedPerSecondMin: Math.min(...perSecond.slice(1, -1)),
       steadyRequests: steady.latencies.length,
       steadyStatus: steady.status,
+      steadyNewConnections: steady.newConnections,
+      steadyStaleRetries: steady.staleRetries,
       errors: steady.errors + warm.errors,
       firstError: steady.firstError ?? warm.firstError,
       p50Ms: Number(fmt(percentile(steady.sorted, 50), 2)),
@@ -251,15 +277,20 @@ async function main(): Promise<void> {
       p99Under50Ms: percentile(steady.sorted, 99) < 50,
     };
     const rows: [string, string][] = [
+      ["server", figures.server],
       ["clients / period", `${N} every ${periodMs / 1000} s (${figures.targetPerSecond} req/s)`],
       ["admission + SVID minting", `${figures.mintSeconds} s (${figures.mintPerSecond}/s)`],
       [
-        "connect phase (first period)",
+        `connect phase (first ${warmupMs / 1000} s)`,
         `${warm.latencies.length} req, p50 ${figures.connectPhase.p50Ms} ms, p99 ${figures.connectPhase.p99Ms} ms, max ${figures.connectPhase.maxMs} ms`,
       ],
       [
         "steady window",
         `${durationMs / 1000} s, ${steady.latencies.length} requests, status ${JSON.stringify(steady.status)}`,
+      ],
+      [
+        "new TLS connections (steady)",
+        `${steady.newConnections} of ${steady.latencies.length} requests (0 = every poll reused its keep-alive connection), ${steady.staleRetries} resent after the server closed an idle connection`,
       ],
       [
         "304 per second",
