@@ -32,6 +32,8 @@ export interface StartWfmOptions {
   /** How the core reaches registries (tests may inject); defaults to the OCI client. */
   registry?: RegistryFactory;
   clock?: () => Date;
+  /** Idle keep-alive timeout of the Management Interface (Node's default, 5 s, when absent). */
+  managementKeepAliveMs?: number;
 }
 
 /** A running WFM: every part, so tests and the CLI can reach them, and one close(). */
@@ -98,6 +100,9 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
       identity,
       config,
       ...(opts.log ? { log: opts.log } : {}),
+      ...(opts.managementKeepAliveMs !== undefined
+        ? { keepAliveTimeoutMs: opts.managementKeepAliveMs }
+        : {}),
     });
     stack.push(() => management.close());
     const trust = await startTrustServer({

@@ -249,6 +249,37 @@ describe("edge rules", () => {
     expect(await wfm.core.getDevice("client-a", "big")).toBeUndefined();
   });
 
+  it("oversized bodies: with Expect: 100-continue the client is never invited to send", async () => {
+    const outcome = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: wfm.managementPort,
+          method: "PUT",
+          path: "/api/v1/capabilities/big-expect",
+          agent: a.agent,
+          headers: {
+            "content-type": "application/json",
+            "content-length": String(1024 * 1024),
+            expect: "100-continue",
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, continued });
+          req.destroy();
+        },
+      );
+      req.on("continue", () => {
+        continued = true;
+        req.end("x".repeat(1024 * 1024));
+      });
+      req.on("error", (e) => (continued ? undefined : reject(e)));
+    });
+    expect(outcome).toEqual({ status: 413, continued: false });
+  });
+
   it("a body that is not application/json is a malformed request (400 #invalid-request)", async () => {
     const body = JSON.stringify(hostingCapabilities("ct-1"));
     for (const ct of ["text/plain", "application/x-www-form-urlencoded"]) {

@@ -47,6 +47,12 @@ export interface ManagementServerOptions {
   log?: EdgeLog;
   /** Test hook for SVID-expiry checks; defaults to the wall clock. */
   now?: () => Date;
+  /**
+   * Idle keep-alive timeout. Node's 5 s default is shorter than a typical 15 s poll period, so
+   * every poll then pays a full mTLS handshake; raising it trades idle sockets for handshakes.
+   * Policy and SVID validity are re-checked per request either way (item 13).
+   */
+  keepAliveTimeoutMs?: number;
 }
 
 export interface RunningManagementServer {
@@ -320,7 +326,9 @@ export async function startManagementServer(
     }
   };
 
-  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+  if (opts.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = opts.keepAliveTimeoutMs;
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TLSSocket;
     const conn = connections.get(socket);
     // Never expected (the secureConnection check runs first), but fail closed.
@@ -386,6 +394,13 @@ export async function startManagementServer(
       // A body we never read must not be parsed as the next request.
       sendProblem(res, problemFromError(err, instance), hasBody && !req.readableEnded);
     });
+  };
+  server.on("request", onRequest);
+  // Expect: 100-continue: an oversized body is refused before the client is invited to send it;
+  // everything else is invited and handled as usual.
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    if (!declaredTooLarge(req, config.maxBodyBytes)) res.writeContinue();
+    onRequest(req, res);
   });
 
   await new Promise<void>((resolve, reject) => {
