@@ -391,8 +391,13 @@ export async function startManagementServer(
         socket.destroy();
         return;
       }
-      // A body we never read must not be parsed as the next request.
-      sendProblem(res, problemFromError(err, instance), hasBody && !req.readableEnded);
+      try {
+        // A body we never read must not be parsed as the next request.
+        sendProblem(res, problemFromError(err, instance), hasBody && !req.readableEnded);
+      } catch (sendErr) {
+        log("response-failed", { path: instance, error: String(sendErr) });
+        socket.destroy();
+      }
     });
   };
   server.on("request", onRequest);

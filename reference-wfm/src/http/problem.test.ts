@@ -60,4 +60,11 @@ describe("WfmError -> problem+json", () => {
     const i = problemFromError(new WfmError("internal", "db at /secret/path"));
     expect(i.body.toString()).not.toContain("secret");
   });
+
+  it("an instance that is no URI reference is left out instead of failing the answer", () => {
+    const r = problemFromError(new WfmError("not-found", "x"), "/api/v1/a b\\c{}");
+    expect(r.status).toBe(404);
+    const d = decodeProblemDetail(r.body);
+    expect(d.value?.status).toBe(404);
+  });
 });

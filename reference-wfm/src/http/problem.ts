@@ -111,12 +111,16 @@ export function problemResponse(input: ProblemInput): ProblemResponse {
     ...(input.headers ?? {}),
   };
   if (retryAfter !== undefined) headers["retry-after"] = String(retryAfter);
-  return {
-    status: input.status,
-    headers,
-    body: Buffer.from(encodeProblemDetail(problem)),
-    problem,
-  };
+  let body: Buffer;
+  try {
+    body = Buffer.from(encodeProblemDetail(problem));
+  } catch {
+    // A request-target that is no valid URI reference (odd bytes the parser let through) cannot
+    // be the `instance`; the problem is still answered, just without it.
+    delete problem.instance;
+    body = Buffer.from(encodeProblemDetail(problem));
+  }
+  return { status: input.status, headers, body, problem };
 }
 
 /**
