@@ -255,6 +255,7 @@ async function main(): Promise<void> {
       targetPerSecond: Number((N / (periodMs / 1000)).toFixed(1)),
       notModifiedPerSecond: Number((notModified / (durationMs / 1000)).toFixed(1)),
       notModifiedPerSecondMin: Math.min(...perSecond.slice(1, -1)),
+      notModifiedPerSecondSeries: perSecond,
       steadyRequests: steady.latencies.length,
       steadyStatus: steady.status,
       steadyNewConnections: steady.newConnections,
@@ -274,6 +275,9 @@ async function main(): Promise<void> {
       serverRssMiBAfterMint: Number((afterMint.rssKiB / 1024).toFixed(1)),
       serverRssMiBMax: Number((Math.max(rssMaxKiB, final.rssKiB) / 1024).toFixed(1)),
       serverCpuPercentSteady: Number(fmt(cpuPercent, 1)),
+      generatorLoopDelayP99Ms: Number(fmt(Math.max(...parts.map((p) => p.loopDelayP99Ms)), 2)),
+      generatorLoopDelayMaxMs: Number(fmt(Math.max(...parts.map((p) => p.loopDelayMaxMs)), 2)),
+      generatorCpuPercent: parts.map((p) => Number(fmt(p.cpuPercent, 1))),
       p99Under50Ms: percentile(steady.sorted, 99) < 50,
     };
     const rows: [string, string][] = [
@@ -303,6 +307,10 @@ async function main(): Promise<void> {
         `${figures.serverRssMiBAfterMint} MiB after minting, ${figures.serverRssMiBMax} MiB max`,
       ],
       ["server CPU (steady)", `${figures.serverCpuPercentSteady} % of one core`],
+      [
+        "load generator (steady)",
+        `event-loop delay p99 ${figures.generatorLoopDelayP99Ms} ms, max ${figures.generatorLoopDelayMaxMs} ms; CPU ${figures.generatorCpuPercent.join(" / ")} %`,
+      ],
       ["target p99 < 50 ms", figures.p99Under50Ms ? "met" : "NOT met"],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));

@@ -1,5 +1,5 @@
 import { Agent, request } from "node:https";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { PeerCertificate } from "node:tls";
 
 /**
@@ -53,6 +53,13 @@ export interface WorkerResult {
   steady: PhaseStats;
   /** 304 answers per whole second of the steady window (index 0 = first steady second). */
   notModifiedPerSecond: number[];
+  /**
+   * The generator's own health over the steady window: if its event loop lags, measured
+   * latencies include that lag and say nothing about the server.
+   */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  cpuPercent: number;
 }
 
 const emptyStats = (): PhaseStats => ({
@@ -155,7 +162,10 @@ async function run(cfg: WorkerStart): Promise<WorkerResult> {
     const step = () => {
       poll(agent, etag, due, (next) => {
         etag = next;
-        due += cfg.periodMs;
+        // A device polls again one period after its slot; slots missed while it waited are
+        // skipped, not fired back to back.
+        do due += cfg.periodMs;
+        while (due < Date.now() - cfg.periodMs / 2);
         if (due >= end) {
           agent.destroy();
           if (--scheduled === 0) resolveDone();
@@ -166,9 +176,31 @@ async function run(cfg: WorkerStart): Promise<WorkerResult> {
     };
     setTimeout(step, Math.max(0, due - Date.now()));
   }
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  let cpuAtSteady: NodeJS.CpuUsage | undefined;
+  let steadyAt = 0;
+  setTimeout(
+    () => {
+      loop.enable();
+      cpuAtSteady = process.cpuUsage();
+      steadyAt = performance.now();
+    },
+    Math.max(0, steadyStart - Date.now()),
+  ).unref();
   await done;
+  loop.disable();
+  const cpu = cpuAtSteady ? process.cpuUsage(cpuAtSteady) : { user: 0, system: 0 };
+  const wallUs = (performance.now() - steadyAt) * 1000;
   void inFlight;
-  return { kind: "result", warmup, steady, notModifiedPerSecond: perSecond };
+  return {
+    kind: "result",
+    warmup,
+    steady,
+    notModifiedPerSecond: perSecond,
+    loopDelayP99Ms: loop.percentile(99) / 1e6,
+    loopDelayMaxMs: loop.max / 1e6,
+    cpuPercent: wallUs > 0 ? ((cpu.user + cpu.system) / wallUs) * 100 : 0,
+  };
 }
 
 process.on("message", (msg: WorkerStart) => {

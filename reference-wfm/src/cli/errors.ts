@@ -45,6 +45,12 @@ export class WfmUnreachableError extends CliError {
   readonly exitCode = EXIT.unavailable;
 }
 
+/** `serve` could not open a listener (port taken, privileged port without the capability). */
+export class ListenError extends CliError {
+  override readonly name = "ListenError";
+  readonly exitCode = EXIT.unavailable;
+}
+
 /** One field-level error of a problem detail. */
 export interface ProblemField {
   field?: string;

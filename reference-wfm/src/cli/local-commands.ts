@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { CONFIG_FILE, defaultConfig, loadConfig, type WfmConfig } from "../config.js";
 import type { CommandContext, CommandSpec } from "./command-spec.js";
 import { OPERATOR_DIR, writeCredentialFiles } from "./credential-files.js";
-import { DataDirError, UsageError } from "./errors.js";
+import { DataDirError, ListenError, UsageError } from "./errors.js";
 import { jsonLine } from "./output.js";
 import { type RunInfo, removeRunInfo, writeRunInfo } from "./run-file.js";
 
@@ -71,6 +71,24 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Turns the usual listen failures into a message naming the port and the fix. */
+function listenError(e: unknown, config: WfmConfig): unknown {
+  const err = e as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (err?.code !== "EADDRINUSE" && err?.code !== "EACCES" && err?.code !== "EADDRNOTAVAIL") {
+    return e;
+  }
+  const where = `${err.address ?? "?"}:${err.port ?? "?"}`;
+  const why =
+    err.code === "EADDRINUSE"
+      ? "is in use (another `margo-wfm serve` on this data dir?)"
+      : err.code === "EACCES"
+        ? "needs privileges (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        : "is not an address of this machine";
+  return new ListenError(
+    `cannot listen on ${where}: it ${why}; change the ports or --host in ${join(config.dataDir, CONFIG_FILE)} (init --management-port/--trust-port/--grpc-port)`,
+  );
 }
 
 const initCommand: CommandSpec = {
@@ -190,7 +208,9 @@ const serveCommand: CommandSpec = {
         `cannot read ${join(ctx.dataDir, CONFIG_FILE)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run \`margo-wfm init --data-dir ${ctx.dataDir} --trust-domain T --wfm-id W\` first`,
       );
     }
-    const running = await (await loadRuntime()).start(config);
+    const running = await (await loadRuntime()).start(config).catch((e: unknown) => {
+      throw listenError(e, config);
+    });
     const info: RunInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),
