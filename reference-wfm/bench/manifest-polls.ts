@@ -6,11 +6,10 @@
  *
  * Usage: npx tsx reference-wfm/bench/manifest-polls.ts [--clients 10000] [--period 15]
  *          [--duration 60] [--warmup <period>] [--workers 1] [--concurrency 32] [--keep]
- *          [--server-keep-alive S]
+ *          [--keep-alive S]
  *
- * --server-keep-alive S runs the what-if server of serve-keepalive.ts (idle keep-alive raised to
- * S seconds) instead of `margo-wfm serve`, whose Node default of 5 s closes a 15 s poller's
- * connection between polls.
+ * --keep-alive S is passed to `margo-wfm serve` (its idle keep-alive; default 65 s). A value
+ * below the period (e.g. 5, Node's own default) shows what a handshake per poll costs.
  *
  * The server is `margo-wfm serve` in a child process (the pid whose /proc entry is sampled), the
  * load generators are forked children, and clients are admitted (and their SVIDs minted) through
@@ -33,7 +32,6 @@ import type { PhaseStats, WorkerClient, WorkerResult, WorkerStart } from "./poll
 const here = dirname(fileURLToPath(import.meta.url));
 const cliMain = resolve(here, "../src/cli/main.ts");
 const workerFile = resolve(here, "poll-worker.ts");
-const keepAliveServer = resolve(here, "serve-keepalive.ts");
 
 const { values: args } = parseArgs({
   options: {
@@ -43,7 +41,7 @@ const { values: args } = parseArgs({
     workers: { type: "string", default: "1" },
     concurrency: { type: "string", default: "32" },
     keep: { type: "boolean", default: false },
-    "server-keep-alive": { type: "string" },
+    "keep-alive": { type: "string" },
     warmup: { type: "string" },
   },
 });
@@ -99,10 +97,9 @@ function merge(parts: readonly PhaseStats[]): PhaseStats & { sorted: number[] } 
 }
 
 async function startServer(dataDir: string): Promise<{ child: ChildProcess; run: RunInfo }> {
-  const keepAlive = args["server-keep-alive"];
-  const argv = keepAlive
-    ? [keepAliveServer, dataDir, keepAlive]
-    : [cliMain, "serve", "--json", "--data-dir", dataDir];
+  const keepAlive = args["keep-alive"];
+  const argv = [cliMain, "serve", "--json", "--data-dir", dataDir];
+  if (keepAlive !== undefined) argv.push("--keep-alive", keepAlive);
   const child = spawn(process.execPath, [...process.execArgv, ...argv], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -247,9 +244,7 @@ async function main(): Promise<void> {
       periodSeconds: periodMs / 1000,
       durationSeconds: durationMs / 1000,
       loadWorkers: workers,
-      server: args["server-keep-alive"]
-        ? `serve-keepalive (idle keep-alive ${args["server-keep-alive"]} s)`
-        : "margo-wfm serve",
+      server: `margo-wfm serve --keep-alive ${args["keep-alive"] ?? "(default)"}`,
       mintSeconds: Number(mintSeconds.toFixed(2)),
       mintPerSecond: Number((N / mintSeconds).toFixed(1)),
       targetPerSecond: Number((N / (periodMs / 1000)).toFixed(1)),

@@ -190,8 +190,22 @@ const initCommand: CommandSpec = {
   },
 };
 
+/**
+ * Idle keep-alive of the Management Interface under `serve`. Longer than the usual 15 s poll
+ * period (with room for jitter), so a polling device keeps one mTLS connection instead of paying a
+ * handshake per poll; Node's own default (5 s) would close it between polls.
+ */
+export const DEFAULT_KEEP_ALIVE_SECONDS = 65;
+
 const serveCommand: CommandSpec = {
   path: ["serve"],
+  options: {
+    "keep-alive": {
+      type: "string",
+      arg: "SECONDS",
+      description: `idle keep-alive of Management Interface connections (default ${DEFAULT_KEEP_ALIVE_SECONDS}; keep it above the devices' poll period)`,
+    },
+  },
   summary: "Run the WFM: Management Interface, trust endpoints and gRPC, until SIGTERM/SIGINT.",
   notes: [
     "Writes <DIR>/run.json (pid and the live ports, which other commands read) once listening,",
@@ -208,9 +222,17 @@ const serveCommand: CommandSpec = {
         `cannot read ${join(ctx.dataDir, CONFIG_FILE)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run \`margo-wfm init --data-dir ${ctx.dataDir} --trust-domain T --wfm-id W\` first`,
       );
     }
-    const running = await (await loadRuntime()).start(config).catch((e: unknown) => {
-      throw listenError(e, config);
-    });
+    const keepAlive = ctx.values["keep-alive"];
+    const keepAliveSeconds =
+      keepAlive === undefined ? DEFAULT_KEEP_ALIVE_SECONDS : Number(keepAlive);
+    if (!Number.isFinite(keepAliveSeconds) || keepAliveSeconds < 0) {
+      throw new UsageError(`--keep-alive ${keepAlive} is not a number of seconds`, "serve");
+    }
+    const running = await (await loadRuntime())
+      .start(config, { keepAliveMs: Math.round(keepAliveSeconds * 1000) })
+      .catch((e: unknown) => {
+        throw listenError(e, config);
+      });
     const info: RunInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),

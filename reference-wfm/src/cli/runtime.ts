@@ -9,7 +9,10 @@ import { closeWfmIdentity, initWfm, startWfm } from "../wfm.js";
  */
 export interface WfmRuntime {
   initialise(config: WfmConfig, operatorName: string): Promise<admin.ClientCredentials>;
-  start(config: WfmConfig): Promise<{
+  start(
+    config: WfmConfig,
+    opts: { keepAliveMs: number },
+  ): Promise<{
     ports: { management: number; trust: number; grpc: number };
     close(): Promise<void>;
   }>;
@@ -24,8 +27,8 @@ export const wfmRuntime: WfmRuntime = {
       await closeWfmIdentity(identity);
     }
   },
-  async start(config) {
-    const running = await startWfm(config);
+  async start(config, opts) {
+    const running = await startWfm(config, { managementKeepAliveMs: opts.keepAliveMs });
     return {
       ports: {
         management: running.managementPort,
