@@ -1,16 +1,15 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import type { PeerCertificate } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { fixturePackageOptions, listFixtures } from "@margo/fixtures";
 import { OciClient, publishPackageDir } from "@margo/proto/oci";
 import { validatePackageDir } from "@margo/proto/package";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jsonOf, MtlsClient } from "./support/mtls-client.js";
 
 /**
  * Issue 3 acceptance: the CLI drives a full deploy/undeploy round trip from a fresh data
@@ -50,62 +49,6 @@ async function publishApp(): Promise<string> {
   });
   return `${REGISTRY}/${pub.pkg.repository}:${pub.pkg.tag}`;
 }
-
-interface Reply {
-  status: number;
-  body: Buffer;
-}
-
-/** A device over mTLS: its SVID, the WFM's bundle, and the server judged by its SPIFFE ID. */
-class Device {
-  private readonly agent: Agent;
-  constructor(
-    private readonly port: number,
-    pem: { cert: string; key: string; ca: string },
-    expectedServerId: string,
-  ) {
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: 1,
-      ...pem,
-      servername: "localhost",
-      checkServerIdentity: (_host: string, peer: PeerCertificate) =>
-        peer.subjectaltname?.includes(`URI:${expectedServerId}`)
-          ? undefined
-          : new Error(`server is not ${expectedServerId}: ${peer.subjectaltname}`),
-    });
-  }
-
-  call(method: string, path: string, json?: unknown): Promise<Reply> {
-    const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
-    return new Promise((ok, fail) => {
-      const req = request(
-        {
-          host: "127.0.0.1",
-          port: this.port,
-          method,
-          path,
-          agent: this.agent,
-          headers: body ? { "content-type": "application/json" } : {},
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-          res.on("error", fail);
-        },
-      );
-      req.on("error", fail);
-      req.end(body);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
-}
-
-const jsonOf = (r: Reply) => JSON.parse(r.body.toString("utf8")) as Record<string, unknown>;
 
 let root: string;
 let dataDir: string;
@@ -216,17 +159,18 @@ describe("margo-wfm round trip (child processes, real mTLS, real registry)", () 
     expect(yamlText).toContain("9191");
 
     // The device, over mTLS with exactly the files `client add` wrote.
-    const device = new Device(
-      listening.management.port,
-      {
-        cert: await readFile(join(devDir, "svid.pem"), "utf8"),
-        key: await readFile(join(devDir, "svid.key"), "utf8"),
-        ca: await readFile(join(devDir, "bundle.pem"), "utf8"),
+    const device = new MtlsClient({
+      port: listening.management.port,
+      trustBundlePem: await readFile(join(devDir, "bundle.pem"), "utf8"),
+      expectedServerId: "spiffe://roundtrip.example/margo/wfm/wfm-rt",
+      client: {
+        certificateChainPem: await readFile(join(devDir, "svid.pem"), "utf8"),
+        privateKeyPem: await readFile(join(devDir, "svid.key"), "utf8"),
       },
-      "spiffe://roundtrip.example/margo/wfm/wfm-rt",
-    );
+      keepAlive: true,
+    });
     try {
-      const caps = await device.call("PUT", "/api/v1/capabilities/edge-1-dev", {
+      const caps = await device.sendJson("PUT", "/api/v1/capabilities/edge-1-dev", {
         properties: {
           id: "edge-1-dev",
           vendor: "CLI round trip",
@@ -244,7 +188,7 @@ describe("margo-wfm round trip (child processes, real mTLS, real registry)", () 
       });
       expect(caps.status).toBe(201);
 
-      const manifestRes = await device.call("GET", "/api/v1/deployments");
+      const manifestRes = await device.get("/api/v1/deployments");
       expect(manifestRes.status).toBe(200);
       const manifest = jsonOf(manifestRes) as {
         manifestVersion: number;
@@ -254,13 +198,13 @@ describe("margo-wfm round trip (child processes, real mTLS, real registry)", () 
       expect(manifest.deployments).toHaveLength(1);
       const entry = manifest.deployments[0];
       expect(entry?.deploymentId).toBe(deployment.deploymentId);
-      const yamlRes = await device.call("GET", entry?.url ?? "");
+      const yamlRes = await device.get(entry?.url ?? "");
       expect(yamlRes.status).toBe(200);
       const digest = `sha256:${createHash("sha256").update(yamlRes.body).digest("hex")}`;
       expect(digest).toBe(entry?.digest);
       expect(yamlRes.body.toString("utf8")).toBe(yamlText);
 
-      const status = await device.call(
+      const status = await device.sendJson(
         "POST",
         `/api/v1/deployments/${deployment.deploymentId}/status`,
         {
@@ -301,7 +245,7 @@ describe("margo-wfm round trip (child processes, real mTLS, real registry)", () 
 
       const un = await margo("undeploy", deployment.deploymentId, "--data-dir", dataDir);
       expect(un.code).toBe(0);
-      const after = await device.call("GET", "/api/v1/deployments");
+      const after = await device.get("/api/v1/deployments");
       const empty = jsonOf(after) as {
         manifestVersion: number;
         bundle: unknown;
