@@ -6,6 +6,7 @@ import { startGrpcServer } from "./grpc/server.js";
 import type { GrpcServerOptions } from "./grpc/server-contract.js";
 import type { EdgeLog } from "./http/log.js";
 import { startManagementServer } from "./http/management-server.js";
+import { RateLimiter } from "./http/rate-limit.js";
 import { startTrustServer } from "./http/trust-server.js";
 import { initIdentity, loadIdentity } from "./identity/authority.js";
 import type { WfmIdentity } from "./identity/types.js";
@@ -95,10 +96,13 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     stack.push(() => core.close());
+    // One budget per client across REST and gRPC: switching binding must not double its rate.
+    const rateLimiter = new RateLimiter(config.rateLimit.requestsPerSecond, config.rateLimit.burst);
     const management = await startManagementServer({
       core,
       identity,
       config,
+      rateLimiter,
       ...(opts.log ? { log: opts.log } : {}),
       ...(opts.managementKeepAliveMs !== undefined
         ? { keepAliveTimeoutMs: opts.managementKeepAliveMs }
@@ -113,7 +117,14 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
     stack.push(() => trust.close());
     let grpcPort: number | undefined;
     if (opts.grpc ?? true) {
-      const grpc = await startGrpcServer({ core, identity, listen: config.grpc, info: WFM_INFO });
+      const grpc = await startGrpcServer({
+        core,
+        identity,
+        listen: config.grpc,
+        info: WFM_INFO,
+        maxBodyBytes: config.maxBodyBytes,
+        rateLimit: rateLimiter,
+      });
       stack.push(() => grpc.close());
       grpcPort = grpc.port;
     }

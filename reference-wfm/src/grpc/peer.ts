@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { Southbound } from "../core/api.js";
+import { WfmError } from "../core/errors.js";
 import { problemResponse } from "../http/problem.js";
 import {
   IdentityError,
@@ -9,7 +10,7 @@ import {
   type VerifiedOperator,
   type WfmIdentity,
 } from "../identity/types.js";
-import { problemOf, serviceError } from "./status.js";
+import { problemOf, serviceError, toServiceError } from "./status.js";
 
 /**
  * Who is calling, taken from the TLS peer certificate and nothing else (checklist item 4). The
@@ -30,6 +31,19 @@ export class CallerRefusedError extends Error {
   }
 }
 
+/**
+ * The full chain (leaf first, anchor excluded) a peer presented for the leaf with this SHA-256
+ * fingerprint. grpc-js's auth context carries only the leaf, so the TLS listener, which sees the
+ * whole handshake, records chains by leaf; without it a leaf issued by an intermediate would fail.
+ */
+export type PeerChains = (leafFingerprint: string) => Buffer[] | undefined;
+
+/** Per-client call budget (the REST edge's RateLimiter satisfies this). */
+export interface CallBudget {
+  /** 0 when allowed, else the whole seconds until the client may call again. */
+  take(clientId: string): number;
+}
+
 const MAX_CACHE = 10_000;
 
 interface Cached<T> {
@@ -47,12 +61,19 @@ export class CallerVerifier {
   private clients = new Map<string, Cached<VerifiedClient>>();
   private operators = new Map<string, Cached<VerifiedOperator>>();
   private readonly unsubscribe: () => void;
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(
     private readonly identity: WfmIdentity,
     private readonly core: Pick<Southbound, "isAccepted">,
+    private readonly chains: PeerChains = () => undefined,
+    private readonly budget?: CallBudget,
   ) {
-    this.unsubscribe = identity.onChange(() => this.forget());
+    this.unsubscribe = identity.onChange(() => {
+      this.forget();
+      // After forgetting, so listeners re-verifying a caller judge it by the new anchors.
+      for (const l of [...this.changeListeners]) l();
+    });
   }
 
   /** Drop every cached verdict. */
@@ -61,25 +82,62 @@ export class CallerVerifier {
     this.operators = new Map();
   }
 
+  /** Run `listener` after each identity change, once stale verdicts are gone. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
   close(): void {
     this.unsubscribe();
+    this.changeListeners.clear();
     this.forget();
   }
 
   /**
-   * The accepted WFM Client behind a WorkloadManagement call. An operator SVID is a known party
-   * without the right (PERMISSION_DENIED); anything else that is not a valid client SVID is
-   * UNAUTHENTICATED; a retired or never-admitted client gets PERMISSION_DENIED #not-authorized
-   * (item 5.4 of the digest, the same problem the REST edge sends as 403).
+   * The accepted WFM Client behind a new WorkloadManagement call. An operator SVID is a known
+   * party without the right (PERMISSION_DENIED); anything else that is not a valid client SVID is
+   * UNAUTHENTICATED. The call is charged to the client's budget before the accepted-client check,
+   * so a retired client hammering the WFM is throttled too (RESOURCE_EXHAUSTED, the REST 429
+   * problem and `retry-after`); a retired or never-admitted client gets PERMISSION_DENIED
+   * #not-authorized (item 5.4 of the digest, the same problem the REST edge sends as 403).
    */
   client(call: PeerSource): VerifiedClient {
+    const client = this.identifyClient(call);
+    const wait = this.budget?.take(client.clientId) ?? 0;
+    if (wait > 0) {
+      throw new CallerRefusedError(
+        toServiceError(
+          new WfmError("rate-limited", "too many requests from this client", [], wait),
+          () => undefined,
+        ),
+      );
+    }
+    return this.requireAccepted(client);
+  }
+
+  /**
+   * The same judgement as `client` without charging the budget: a long-lived stream re-checks its
+   * caller before each push (the SVID may have expired, its anchor been retired, the client been
+   * removed), and those checks are not calls the client made.
+   */
+  recheckClient(call: PeerSource): VerifiedClient {
+    return this.requireAccepted(this.identifyClient(call));
+  }
+
+  private identifyClient(call: PeerSource): VerifiedClient {
     const { leaf, fingerprint, notAfter } = peerLeaf(call);
+    const chain = this.chains(fingerprint) ?? [leaf];
     const client = this.lookup(this.clients, fingerprint, notAfter, () =>
-      this.identity.verifyClient([leaf]),
+      this.identity.verifyClient(chain),
     );
     if (client === undefined) {
-      throw refusal(this.isOperator(leaf, fingerprint, notAfter), "client SVID required");
+      throw refusal(this.isOperator(chain, fingerprint, notAfter), "client SVID required");
     }
+    return client;
+  }
+
+  private requireAccepted(client: VerifiedClient): VerifiedClient {
     if (!this.core.isAccepted(client.clientId)) {
       throw new CallerRefusedError(
         serviceError(
@@ -94,23 +152,24 @@ export class CallerVerifier {
   /** The operator behind an admin or driver call; a client SVID never gets through. */
   operator(call: PeerSource): VerifiedOperator {
     const { leaf, fingerprint, notAfter } = peerLeaf(call);
+    const chain = this.chains(fingerprint) ?? [leaf];
     const operator = this.lookup(this.operators, fingerprint, notAfter, () =>
-      this.identity.verifyOperator([leaf]),
+      this.identity.verifyOperator(chain),
     );
     if (operator === undefined) {
       const isClient =
         this.lookup(this.clients, fingerprint, notAfter, () =>
-          this.identity.verifyClient([leaf]),
+          this.identity.verifyClient(chain),
         ) !== undefined;
       throw refusal(isClient, "operator SVID required");
     }
     return operator;
   }
 
-  private isOperator(leaf: Buffer, fingerprint: string, notAfter: number): boolean {
+  private isOperator(chain: Buffer[], fingerprint: string, notAfter: number): boolean {
     return (
       this.lookup(this.operators, fingerprint, notAfter, () =>
-        this.identity.verifyOperator([leaf]),
+        this.identity.verifyOperator(chain),
       ) !== undefined
     );
   }
@@ -153,9 +212,8 @@ function refusal(knownOtherRole: boolean, what: string): CallerRefusedError {
 }
 
 /**
- * The DER leaf of the peer. grpc-js exposes only the leaf (getPeerCertificate without the
- * detailed chain); that suffices because the handshake already verified the chain against the
- * current anchors, and the WFM's SVIDs are issued directly by an anchor.
+ * The DER leaf of the peer and its fingerprint, the key under which the TLS listener recorded
+ * the full chain (grpc-js's auth context exposes only the leaf).
  */
 function peerLeaf(call: PeerSource): { leaf: Buffer; fingerprint: string; notAfter: number } {
   const cert = call.getAuthContext().sslPeerCertificate;

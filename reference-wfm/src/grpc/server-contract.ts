@@ -1,5 +1,6 @@
 import type { ListenAddress } from "../config.js";
 import type { Northbound, Southbound } from "../core/api.js";
+import type { RateLimiter } from "../http/rate-limit.js";
 import type { WfmIdentity } from "../identity/types.js";
 
 /** What the composition root (wfm.ts) passes to the gRPC listener (grpc/server.ts). */
@@ -15,6 +16,21 @@ export interface GrpcServerOptions {
     margoVersion: string;
     features: string[];
   };
+  /**
+   * Largest request body (capabilities, status) accepted, as over REST: a bigger one is refused
+   * with the 413 problem, and grpc-js drops messages beyond this plus a framing margin unread.
+   */
+  maxBodyBytes?: number;
+  /**
+   * Per-client budget of WorkloadManagement calls. Pass the REST edge's limiter so a client has
+   * ONE budget across both bindings (it cannot double its rate by switching); a plain rate
+   * builds a limiter for gRPC alone. Operator services are not limited.
+   */
+  rateLimit?: RateLimiter | { requestsPerSecond: number; burst: number };
+  /** Longest life of a connection (default 1 h, as REST) before GOAWAY; tests shorten it. */
+  maxConnectionAgeMs?: number;
+  /** How long calls may finish after that GOAWAY (default 30 s) before the connection is cut. */
+  maxConnectionAgeGraceMs?: number;
 }
 
 export interface RunningGrpcServer {

@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { type ServerWritableStream, status } from "@grpc/grpc-js";
 import type { api, UnsignedAppStateManifest } from "@margo/proto";
 import {
   BUNDLE_MEDIA_TYPE,
@@ -11,13 +10,16 @@ import {
 import type { ManifestSnapshot, Southbound } from "../core/api.js";
 import { WfmError } from "../core/errors.js";
 import { accepts, ifNoneMatchHits } from "../http/negotiation.js";
+import { problemResponse } from "../http/problem.js";
 import type { VerifiedClient } from "../identity/types.js";
 import { CallerRefusedError, type CallerVerifier } from "./peer.js";
-import { toServiceError } from "./status.js";
+import { serviceError, toServiceError } from "./status.js";
 import { type ErrorLog, unary } from "./unary.js";
 
 const YAML_MEDIA_TYPE = "application/yaml";
 const MAX_DECODED = 1024;
+/** setTimeout cannot wait longer than this. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The WorkloadManagement binding: one rpc per REST operation with the same semantics, answered
@@ -34,6 +36,7 @@ export class WorkloadManagementHandlers {
     private readonly core: Southbound,
     private readonly callers: CallerVerifier,
     private readonly log: ErrorLog,
+    private readonly maxBodyBytes: number = Number.POSITIVE_INFINITY,
   ) {}
 
   /** The grpc-js implementation object for `api.WorkloadManagementServiceService`. */
@@ -73,7 +76,15 @@ export class WorkloadManagementHandlers {
       req.body.length > 0 || req.manifest === undefined
         ? req.body
         : encodeTyped(() => encodeDeviceCapabilities(req.manifest as never));
+    this.checkSize(body);
     return this.core.putCapabilities(caller.clientId, req.deviceId, body);
+  }
+
+  /** The REST edge's 413 for the same body, so the limit does not depend on the binding. */
+  private checkSize(body: Uint8Array): void {
+    if (body.length > this.maxBodyBytes) {
+      throw new WfmError("payload-too-large", `the body exceeds ${this.maxBodyBytes} bytes`);
+    }
   }
 
   private async reportStatus(
@@ -84,6 +95,7 @@ export class WorkloadManagementHandlers {
       req.body.length > 0 || req.status === undefined
         ? req.body
         : encodeTyped(() => encodeDeploymentStatus(req.status as never));
+    this.checkSize(body);
     return this.core.reportStatus(caller.clientId, req.deploymentId, body);
   }
 
@@ -115,7 +127,7 @@ export class WorkloadManagementHandlers {
     caller: VerifiedClient,
   ): Promise<api.GetDeploymentResponse> {
     const body = await this.core.deploymentYaml(caller.clientId, req.deploymentId, req.digest);
-    return contentAddressed(body, req.ifNoneMatch, YAML_MEDIA_TYPE);
+    return contentAddressed(body, req.digest, req.ifNoneMatch, YAML_MEDIA_TYPE);
   }
 
   private async getBundle(
@@ -123,13 +135,17 @@ export class WorkloadManagementHandlers {
     caller: VerifiedClient,
   ): Promise<api.GetBundleResponse> {
     const body = await this.core.bundle(caller.clientId, req.digest);
-    return contentAddressed(body, req.ifNoneMatch, BUNDLE_MEDIA_TYPE);
+    return contentAddressed(body, req.digest, req.ifNoneMatch, BUNDLE_MEDIA_TYPE);
   }
 
   /**
    * Subscribe before reading the current manifest, so a change between the two is never lost;
    * versions only grow, so anything not newer than what was sent is a duplicate and skipped.
    * A slow reader gets only the newest pending revision (intermediate ones are obsolete).
+   *
+   * A stream may live for hours, so the caller is not trusted on the strength of the open alone:
+   * it is re-verified before every push and after every identity change (anchor retirement,
+   * client removal), and the stream ends when the client's SVID expires.
    */
   private watchManifest(
     call: ServerWritableStream<api.WatchManifestRequest, api.WatchManifestResponse>,
@@ -152,11 +168,50 @@ export class WorkloadManagementHandlers {
     let waitingForDrain = false;
     let closed = false;
     let unsubscribe = (): void => {};
+    let unsubscribeIdentity = (): void => {};
+    let expiry: NodeJS.Timeout | undefined;
     const stop = (): void => {
       if (closed) return;
       closed = true;
       unsubscribe();
+      unsubscribeIdentity();
+      clearTimeout(expiry);
       this.watches.delete(stream);
+    };
+    const fail = (err: unknown): void => {
+      if (closed) return;
+      stop();
+      call.emit(
+        "error",
+        err instanceof CallerRefusedError ? err.serviceError : toServiceError(err, this.log),
+      );
+    };
+    /** False (and the stream ended with the refusal) when the caller no longer passes. */
+    const stillAllowed = (): boolean => {
+      try {
+        caller = this.callers.recheckClient(call);
+        return true;
+      } catch (err) {
+        fail(err);
+        return false;
+      }
+    };
+    const endAtExpiry = (): void => {
+      const left = caller.notAfter.getTime() - Date.now();
+      if (left > 0) {
+        // A far-away notAfter is reached in steps: setTimeout cannot wait that long.
+        expiry = setTimeout(endAtExpiry, Math.min(left, MAX_TIMER_MS));
+        expiry.unref();
+        return;
+      }
+      fail(
+        new CallerRefusedError(
+          serviceError(
+            status.UNAUTHENTICATED,
+            problemResponse({ status: 401, detail: "the client SVID has expired" }),
+          ),
+        ),
+      );
     };
 
     const send = (snap: ManifestSnapshot): void => {
@@ -166,14 +221,7 @@ export class WorkloadManagementHandlers {
         lastSent = snap.manifestVersion;
         return;
       }
-      if (!this.core.isAccepted(caller.clientId)) {
-        stop();
-        call.emit(
-          "error",
-          toServiceError(new WfmError("not-authorized", "client retired"), this.log),
-        );
-        return;
-      }
+      if (!stillAllowed()) return;
       if (waitingForDrain) {
         pending = snap;
         return;
@@ -184,6 +232,10 @@ export class WorkloadManagementHandlers {
       if (!ok) waitingForDrain = true;
     };
     unsubscribe = this.core.watch(caller.clientId, send);
+    unsubscribeIdentity = this.callers.onChange(() => {
+      if (!closed) stillAllowed();
+    });
+    endAtExpiry();
     call.on("drain", () => {
       waitingForDrain = false;
       const next = pending;
@@ -194,10 +246,7 @@ export class WorkloadManagementHandlers {
     call.on("close", stop);
     call.on("finish", stop);
     call.on("error", stop);
-    this.core.manifest(caller.clientId).then(send, (err: unknown) => {
-      stop();
-      call.emit("error", toServiceError(err, this.log));
-    });
+    this.core.manifest(caller.clientId).then(send, fail);
   }
 
   private parsed(snap: ManifestSnapshot): UnsignedAppStateManifest | undefined {
@@ -209,13 +258,18 @@ export class WorkloadManagementHandlers {
   }
 }
 
-/** A content-addressed response: the ETag is the quoted sha256 of the exact bytes (item 39). */
+/**
+ * A content-addressed response: the ETag is the quoted sha256 of the exact bytes (item 39). The
+ * core only answers a digest with the bytes stored under it, so the requested digest IS that
+ * hash (as on the REST edge); hashing a bundle again on every call would only cost CPU.
+ */
 function contentAddressed(
   body: Buffer,
+  digest: string,
   ifNoneMatch: string | undefined,
   contentType: string,
 ): { notModified: boolean; body: Buffer; etag: string; contentType: string } {
-  const etag = `"sha256:${createHash("sha256").update(body).digest("hex")}"`;
+  const etag = `"${digest}"`;
   if (ifNoneMatchHits(ifNoneMatch, etag)) {
     return { notModified: true, body: Buffer.alloc(0), etag, contentType: "" };
   }

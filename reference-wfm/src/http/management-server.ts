@@ -53,6 +53,11 @@ export interface ManagementServerOptions {
    * Policy and SVID validity are re-checked per request either way (item 13).
    */
   keepAliveTimeoutMs?: number;
+  /**
+   * A limiter shared with the gRPC edge, so a client has one budget across both bindings;
+   * without it the edge builds its own from `config.rateLimit`.
+   */
+  rateLimiter?: RateLimiter;
 }
 
 export interface RunningManagementServer {
@@ -103,7 +108,9 @@ export async function startManagementServer(
   const { core, identity, config } = opts;
   const log = opts.log ?? stderrLog;
   const now = opts.now ?? (() => new Date());
-  const limiter = new RateLimiter(config.rateLimit.requestsPerSecond, config.rateLimit.burst);
+  const limiter =
+    opts.rateLimiter ??
+    new RateLimiter(config.rateLimit.requestsPerSecond, config.rateLimit.burst);
   const connections = new Map<TLSSocket, Connection>();
   const gzipCache = new Map<string, Buffer>();
   // Every TCP socket, handshaken or not, so close() never waits on a stalled handshake.
