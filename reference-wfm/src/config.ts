@@ -28,6 +28,8 @@ export interface WfmConfig {
   hostnames: string[];
   /** Request bodies above this are refused with 413 before they are buffered. */
   maxBodyBytes: number;
+  /** Connection limits of the Management Interface, so idle or trickling peers cannot pin sockets. */
+  managementLimits: ManagementLimits;
   /** Per-client token bucket over all Management Interface requests. */
   rateLimit: { requestsPerSecond: number; burst: number };
   /** SVID lifetimes (digest 5.6: hours for services, weeks for intermittently connected devices). */
@@ -35,6 +37,26 @@ export interface WfmConfig {
   clientSvidLifetimeSeconds: number;
   /** spiffe_refresh_hint of the served bundle. */
   bundleRefreshHintSeconds: number;
+}
+
+/**
+ * How long the Management Interface waits for each stage of a connection, and how many it holds.
+ * Every stage is bounded so a peer that never authenticates, or sends a request a byte at a time,
+ * frees its socket in seconds instead of pinning it for minutes.
+ */
+export interface ManagementLimits {
+  /** Simultaneous TCP connections, authenticated or not; more are dropped at accept. */
+  maxConnections: number;
+  /** From TCP accept to a finished TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** From the first byte of a request to the end of its headers (capped at requestTimeoutMs). */
+  headersTimeoutMs: number;
+  /** From the first byte of a request to the end of its body. */
+  requestTimeoutMs: number;
+  /** Longest silence while a request body is being received. */
+  bodyIdleTimeoutMs: number;
+  /** Longest life of one connection whatever its SVID says (item 13). */
+  maxConnectionAgeMs: number;
 }
 
 export const CONFIG_FILE = "wfm.json";
@@ -54,6 +76,15 @@ export function defaultConfig(
     trustPublicUrl: "https://localhost:8443",
     hostnames: ["localhost", "127.0.0.1"],
     maxBodyBytes: 1024 * 1024,
+    managementLimits: {
+      // 10,000 devices (the issue's scale) with room for reconnect overlap and operators.
+      maxConnections: 20_000,
+      handshakeTimeoutMs: 10_000,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 10_000,
+      maxConnectionAgeMs: 60 * 60 * 1000,
+    },
     rateLimit: { requestsPerSecond: 50, burst: 100 },
     wfmSvidLifetimeSeconds: 24 * 3600,
     clientSvidLifetimeSeconds: 30 * 24 * 3600,
@@ -61,10 +92,26 @@ export function defaultConfig(
   };
 }
 
-/** Read `<dataDir>/wfm.json`; the folder it was read from wins over a stale `dataDir` inside. */
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Read `<dataDir>/wfm.json`; the folder it was read from wins over a stale `dataDir` inside.
+ * Keys the file lacks (it may predate them) come from the defaults, one object level deep, so a
+ * newer WFM still starts from an older data directory.
+ */
 export async function loadConfig(dataDir: string): Promise<WfmConfig> {
   const text = await readFile(join(dataDir, CONFIG_FILE), "utf8");
-  return { ...(JSON.parse(text) as WfmConfig), dataDir };
+  const saved = JSON.parse(text) as Partial<WfmConfig>;
+  const base: Record<string, unknown> = {
+    ...defaultConfig(dataDir, { trustDomain: saved.trustDomain ?? "", wfmId: saved.wfmId ?? "" }),
+  };
+  for (const [key, value] of Object.entries(saved)) {
+    const def = base[key];
+    base[key] = isPlainObject(def) && isPlainObject(value) ? { ...def, ...value } : value;
+  }
+  return { ...(base as unknown as WfmConfig), dataDir };
 }
 
 export async function saveConfig(config: WfmConfig): Promise<void> {

@@ -13,6 +13,14 @@ export class BodyAbortedError extends Error {
   override readonly name = "BodyAbortedError";
 }
 
+/** The client stopped sending mid-body; the edge answers 408 and closes the connection. */
+export class BodyIdleError extends Error {
+  override readonly name = "BodyIdleError";
+  constructor(readonly idleMs: number) {
+    super(`no request body bytes for ${idleMs} ms`);
+  }
+}
+
 /**
  * Whether Content-Length alone already proves the body too large, so it is refused before a
  * single byte is buffered (issue 3, "oversized bodies rejected before they are buffered").
@@ -24,15 +32,26 @@ export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
   return Number.isFinite(n) && n > limit;
 }
 
-/** Read the whole body, counting as it streams (chunked bodies have no Content-Length). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Read the whole body, counting as it streams (chunked bodies have no Content-Length). A body
+ * that goes quiet for `idleMs` fails with BodyIdleError: the overall request timeout alone would
+ * let a trickling client hold a socket and a buffer for its full length.
+ */
+export function readBody(req: IncomingMessage, limit: number, idleMs = 0): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      if (idleMs <= 0) return;
+      if (idle) idle.refresh();
+      else idle = setTimeout(() => finish(new BodyIdleError(idleMs)), idleMs);
+    };
     const finish = (err?: Error) => {
       if (done) return;
       done = true;
+      if (idle) clearTimeout(idle);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
@@ -41,6 +60,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       else resolve(Buffer.concat(chunks, size));
     };
     const onData = (chunk: Buffer) => {
+      armIdle();
       size += chunk.length;
       if (size > limit) {
         req.pause();
@@ -56,6 +76,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on("end", onEnd);
     req.on("error", onError);
     req.on("aborted", onAborted);
+    armIdle();
   });
 }
 
@@ -67,4 +88,33 @@ export function isJsonContentType(header: string | undefined): boolean {
   if (header === undefined) return false;
   const [type = ""] = header.split(";");
   return type.trim().toLowerCase() === "application/json";
+}
+
+/**
+ * Why a request body cannot be read as UTF-8 JSON as sent, or undefined when it can: a content
+ * coding other than identity (we would parse compressed bytes as JSON) or a charset other than
+ * UTF-8 (RFC 8259 8.1: JSON exchanged between systems is UTF-8). Both are 415.
+ */
+export function unsupportedBodyEncoding(
+  contentType: string | undefined,
+  contentEncoding: string | string[] | undefined,
+): string | undefined {
+  const codings = [contentEncoding ?? []]
+    .flat()
+    .flatMap((h) => h.split(","))
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "");
+  const foreign = codings.find((c) => c !== "identity");
+  if (foreign !== undefined) return `Content-Encoding ${foreign} is not supported; send identity`;
+  for (const param of (contentType ?? "").split(";").slice(1)) {
+    const eq = param.indexOf("=");
+    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const value = param
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1")
+      .toLowerCase();
+    if (value !== "utf-8") return `charset ${value} is not supported; JSON bodies are utf-8`;
+  }
+  return undefined;
 }

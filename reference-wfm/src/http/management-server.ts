@@ -6,14 +6,17 @@ import { gzipSync } from "node:zlib";
 import { BUNDLE_MEDIA_TYPE, DEPLOYMENT_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from "@margo/proto/wire";
 import type { WfmConfig } from "../config.js";
 import type { Southbound } from "../core/api.js";
+import { checkDeviceIdPolicy } from "../core/device-id.js";
 import { WfmError } from "../core/errors.js";
 import { IdentityError, type VerifiedClient, type WfmIdentity } from "../identity/types.js";
 import {
   BodyAbortedError,
+  BodyIdleError,
   BodyTooLargeError,
   declaredTooLarge,
   isJsonContentType,
   readBody,
+  unsupportedBodyEncoding,
 } from "./body.js";
 import { type EdgeLog, stderrLog } from "./log.js";
 import { accepts, acceptsGzip, ifNoneMatchHits } from "./negotiation.js";
@@ -30,9 +33,12 @@ import { secureContextOptions } from "./tls-options.js";
 /** Content-addressed responses never change, so caches may keep them for a year (item 47). */
 const IMMUTABLE = "private, max-age=31536000, immutable";
 
-/** Longest a keep-alive connection lives, whatever the SVID says: policy is re-read per request
- * anyway, but a bounded age keeps a rotated-out anchor from lingering (item 13). */
-const MAX_CONNECTION_AGE_MS = 60 * 60 * 1000;
+/** How often Node sweeps for headers/request timeouts at most; its 30 s default would let a
+ * 10 s limit stretch to 40 s. */
+const MAX_TIMEOUT_SWEEP_MS = 1000;
+
+/** Least time between two "connections dropped at the cap" log lines, so a flood cannot flood the log. */
+const DROP_LOG_INTERVAL_MS = 10_000;
 
 /** setTimeout cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -43,7 +49,11 @@ const GZIP_CACHE_ENTRIES = 256;
 export interface ManagementServerOptions {
   core: Southbound;
   identity: WfmIdentity;
-  config: Pick<WfmConfig, "management" | "maxBodyBytes" | "rateLimit">;
+  /**
+   * `managementLimits` bounds every stage of a connection; a bounded connection age keeps a
+   * rotated-out anchor from lingering even though policy is re-read per request (item 13).
+   */
+  config: Pick<WfmConfig, "management" | "maxBodyBytes" | "rateLimit" | "managementLimits">;
   log?: EdgeLog;
   /** Test hook for SVID-expiry checks; defaults to the wall clock. */
   now?: () => Date;
@@ -116,17 +126,41 @@ export async function startManagementServer(
   // Every TCP socket, handshaken or not, so close() never waits on a stalled handshake.
   const rawSockets = new Set<Socket>();
 
+  const limits = config.managementLimits;
+  // Node refuses a headers timeout above the request timeout; the request bound includes headers.
+  const headersTimeout =
+    limits.requestTimeoutMs > 0
+      ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs)
+      : limits.headersTimeoutMs;
   const server: Server = createServer({
     ...secureContextOptions(identity.serverTls(), { withClientCa: true }),
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ["http/1.1"],
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    headersTimeout,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(
+      10,
+      Math.min(MAX_TIMEOUT_SWEEP_MS, Math.floor(headersTimeout / 4)),
+    ),
+  });
+  server.maxConnections = limits.maxConnections;
+  let dropped = 0;
+  let lastDropLog = Number.NEGATIVE_INFINITY;
+  server.on("drop", () => {
+    dropped++;
+    const t = performance.now();
+    if (t - lastDropLog < DROP_LOG_INTERVAL_MS) return;
+    lastDropLog = t;
+    log("connections-dropped", { count: dropped, maxConnections: limits.maxConnections });
+    dropped = 0;
   });
 
   const admit = (socket: TLSSocket, chain: Buffer[], client: VerifiedClient) => {
     const ageLimit = Math.min(
       client.notAfter.getTime() - now().getTime(),
-      MAX_CONNECTION_AGE_MS,
+      limits.maxConnectionAgeMs,
       MAX_TIMER_MS,
     );
     const timer = setTimeout(() => socket.destroy(), Math.max(0, ageLimit));
@@ -260,11 +294,27 @@ export async function startManagementServer(
       );
       return undefined;
     }
+    const unsupported = unsupportedBodyEncoding(
+      req.headers["content-type"],
+      req.headers["content-encoding"],
+    );
+    if (unsupported !== undefined) {
+      sendProblem(
+        res,
+        problemFromError(new WfmError("unsupported-media-type", unsupported), instance),
+        true,
+      );
+      return undefined;
+    }
     try {
-      return await readBody(req, config.maxBodyBytes);
+      return await readBody(req, config.maxBodyBytes, limits.bodyIdleTimeoutMs);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         sendProblem(res, tooLarge(instance, config.maxBodyBytes), true);
+        return undefined;
+      }
+      if (err instanceof BodyIdleError) {
+        sendProblem(res, problemResponse({ status: 408, detail: err.message, instance }), true);
         return undefined;
       }
       if (err instanceof BodyAbortedError) {
@@ -282,6 +332,13 @@ export async function startManagementServer(
     op: Operation,
     instance: string,
   ) => {
+    if (op.op === "putCapabilities" || op.op === "deleteCapabilities") {
+      // Local policy (digest 4.1 lets a WFM restrict deviceIds): no dot segments, bounded length.
+      const why = checkDeviceIdPolicy(op.deviceId);
+      if (why !== undefined) {
+        throw new WfmError("semantic-error", why, [{ field: "deviceId", message: why }]);
+      }
+    }
     switch (op.op) {
       case "getManifest": {
         if (!accepts(req.headers.accept, MANIFEST_MEDIA_TYPE)) {
@@ -354,12 +411,13 @@ export async function startManagementServer(
     const hasBody = req.method === "PUT" || req.method === "POST";
 
     const handle = async () => {
-      if (!core.isAccepted(clientId)) {
-        throw new WfmError("not-authorized", `client ${clientId} is not accepted by this WFM`);
-      }
+      // The bucket is charged first so a refused client cannot hammer us with free 403s.
       const wait = limiter.take(clientId);
       if (wait > 0) {
         throw new WfmError("rate-limited", "too many requests from this client", [], wait);
+      }
+      if (!core.isAccepted(clientId)) {
+        throw new WfmError("not-authorized", `client ${clientId} is not accepted by this WFM`);
       }
       const r = route(req.method ?? "", target);
       if ("op" in r) {

@@ -1,6 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { Agent, request } from "node:https";
+import { isIP } from "node:net";
 import type { PeerCertificate, SecureVersion, TLSSocket } from "node:tls";
 
 /** PEM material a test client presents; `admin.ClientCredentials` fits it field by field. */
@@ -57,6 +58,7 @@ export class MtlsClient {
   readonly agent: Agent;
   constructor(readonly options: MtlsClientOptions) {
     const expected = options.expectedServerId;
+    const host = options.host ?? "127.0.0.1";
     this.agent = new Agent({
       keepAlive: options.keepAlive ?? false,
       maxSockets: 1,
@@ -66,7 +68,8 @@ export class MtlsClient {
         : {}),
       ...(options.minVersion ? { minVersion: options.minVersion } : {}),
       ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
-      servername: "",
+      // SNI carries DNS names only (RFC 6066 3); an IP there is deprecated in Node (DEP0123).
+      ...(isIP(host) === 0 ? { servername: host } : {}),
       checkServerIdentity: (_host, cert) => {
         const id = uriSan(cert);
         return id === expected

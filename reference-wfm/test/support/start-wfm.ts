@@ -2,7 +2,13 @@ import { access, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { admin } from "@margo/proto";
-import { CONFIG_FILE, defaultConfig, loadConfig, type WfmConfig } from "../../src/config.js";
+import {
+  CONFIG_FILE,
+  defaultConfig,
+  loadConfig,
+  type ManagementLimits,
+  type WfmConfig,
+} from "../../src/config.js";
 import type { EdgeLog } from "../../src/http/log.js";
 import {
   closeWfmIdentity,
@@ -32,6 +38,12 @@ export function testConfig(dataDir: string, overrides: Partial<WfmConfig> = {}):
     rateLimit: { requestsPerSecond: 10_000, burst: 10_000 },
     ...overrides,
   };
+}
+
+/** Management limits for tests: the defaults with some replaced (short timeouts, small caps). */
+export function testLimits(overrides: Partial<ManagementLimits>): ManagementLimits {
+  const base = defaultConfig("/unused", { trustDomain: TEST_TRUST_DOMAIN, wfmId: TEST_WFM_ID });
+  return { ...base.managementLimits, ...overrides };
 }
 
 /** Make a fresh temp data dir, named so leftovers are recognisable. */
@@ -81,6 +93,9 @@ export async function startTestWfm(opts: StartTestWfmOptions = {}): Promise<Test
     log: opts.log ?? (() => undefined),
     ...(opts.registry ? { registry: opts.registry } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.managementKeepAliveMs !== undefined
+      ? { managementKeepAliveMs: opts.managementKeepAliveMs }
+      : {}),
   });
   const clients: MtlsClient[] = [];
   return {
