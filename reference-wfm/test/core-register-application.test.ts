@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { OciClient, pushApplicationPackage, readPackageDir } from "@margo/proto/oci";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isWfmError, type WfmError } from "../src/core/errors.js";
-import { type CoreHarness, FIXTURE_APPS, openCore } from "../src/core/test-support.js";
+import { type CoreHarness, FIXTURE_APPS, openCore } from "./support/core.js";
 
 /**
  * Application registration against the real registry: a fixture package is published in the

@@ -6,8 +6,6 @@ import {
   encodeStateManifest,
 } from "@margo/proto/wire";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { WfmError } from "./errors.js";
-import { isWfmError } from "./errors.js";
 import {
   type CoreHarness,
   capabilitiesBody,
@@ -15,7 +13,9 @@ import {
   fixtureDescription,
   openCore,
   statusBody,
-} from "./test-support.js";
+} from "../../test/support/core.js";
+import type { WfmError } from "./errors.js";
+import { isWfmError } from "./errors.js";
 
 const APP = "compose-multi";
 const VERSION = "2.1.0";
@@ -163,7 +163,7 @@ describe("state manifest", () => {
     expect(manifestOf((await h.core.manifest("alpha")).body).bundle?.digest).toBe(digest);
   });
 
-  it("item 43: deleting the last deployment gives bundle null, and the old bundle is gone (item 48)", async () => {
+  it("item 43: deleting the last deployment gives bundle null; the old bundle goes once it is two manifests old (item 48)", async () => {
     const d = await deploy();
     const old = manifestOf((await h.core.manifest("alpha")).body).bundle?.digest ?? "";
     await h.core.deleteDeployment(d.deploymentId);
@@ -171,8 +171,42 @@ describe("state manifest", () => {
     expect(m.deployments).toEqual([]);
     expect(m.bundle).toBeUndefined();
     expect(JSON.parse((await h.core.manifest("alpha")).body.toString()).bundle).toBeNull();
+    // Manifest N-1 still references them: a device finishing it may fetch them.
+    expect((await h.core.bundle("alpha", old)).length).toBeGreaterThan(0);
+    expect((await h.core.deploymentYaml("alpha", d.deploymentId, d.digest)).equals(d.yaml)).toBe(
+      true,
+    );
+    await deploy("alpha", "dev2");
     expect((await caught(h.core.bundle("alpha", old))).kind).toBe("invalid-bundle");
     expect((await caught(h.core.deploymentYaml("alpha", d.deploymentId, d.digest))).kind).toBe(
+      "deployment-not-found",
+    );
+  });
+
+  it("a device that fetched manifest N-1 just before N can still fetch its YAML and bundle, after a restart too", async () => {
+    const d = await deploy();
+    const n1 = manifestOf((await h.core.manifest("alpha")).body);
+    const n1Bundle = await h.core.bundle("alpha", n1.bundle?.digest ?? "");
+    const updated = await h.core.updateDeployment(d.deploymentId, { greeting: "hi" });
+    expect(updated.digest).not.toBe(d.digest);
+    const n = manifestOf((await h.core.manifest("alpha")).body);
+    expect(n.bundle?.digest).not.toBe(n1.bundle?.digest);
+    await h.restart();
+    // N-1's artifacts, byte for byte, and N's.
+    expect((await h.core.deploymentYaml("alpha", d.deploymentId, d.digest)).equals(d.yaml)).toBe(
+      true,
+    );
+    expect((await h.core.bundle("alpha", n1.bundle?.digest ?? "")).equals(n1Bundle)).toBe(true);
+    expect(
+      (await h.core.deploymentYaml("alpha", d.deploymentId, updated.digest)).equals(updated.yaml),
+    ).toBe(true);
+    expect((await h.core.bundle("alpha", n.bundle?.digest ?? "")).length).toBeGreaterThan(0);
+    // Other clients never see them (item 5).
+    await h.core.addClient("beta");
+    expect((await caught(h.core.bundle("beta", n1.bundle?.digest ?? ""))).kind).toBe(
+      "invalid-bundle",
+    );
+    expect((await caught(h.core.deploymentYaml("beta", d.deploymentId, d.digest))).kind).toBe(
       "deployment-not-found",
     );
   });
@@ -244,6 +278,27 @@ describe("deployments", () => {
     const digest = `sha256:${createHash("sha256").update(d.yaml).digest("hex")}`;
     expect(d.digest).toBe(digest);
     expect(d.manifestVersion).toBe(2n);
+  });
+
+  it("item 60: ../x, . segments and ids over 253 characters are refused before anything is committed", async () => {
+    for (const bad of ["../x", "gw/..", "./*", "x".repeat(3000), "x".repeat(254)]) {
+      const err = await caught(deploy("alpha", bad));
+      expect(err.kind, bad).toBe("semantic-error");
+      expect(err.errors.map((e) => e.field)).toEqual(["/deviceId"]);
+    }
+    expect((await h.core.manifest("alpha")).manifestVersion).toBe(1n);
+    expect((await deploy("alpha", "x".repeat(253))).deviceId).toHaveLength(253);
+    expect((await deploy("alpha", "gw/*")).deviceId).toBe("gw/*");
+  });
+
+  it("pre-provisioning: a device that has not reported yet can be targeted and finds it on its first poll", async () => {
+    expect(await h.core.getDevice("alpha", "new-dev")).toBeUndefined();
+    const d = await deploy("alpha", "new-dev");
+    const m = manifestOf((await h.core.manifest("alpha")).body);
+    expect(m.deployments.map((x) => x.deploymentId)).toEqual([d.deploymentId]);
+    expect(await h.core.putCapabilities("alpha", "new-dev", capabilitiesBody("new-dev"))).toEqual({
+      created: true,
+    });
   });
 
   it("item 60: a deviceId that is not DeviceId_with_asterisk is refused", async () => {
@@ -435,6 +490,15 @@ describe("capabilities", () => {
     expect(
       await h.core.putCapabilities("alpha", "gw/p1/cam", capabilitiesBody("gw/p1/cam")),
     ).toEqual({ created: true });
+  });
+
+  it("the deviceId policy applies to capabilities: no . or .. segments, no wildcard, at most 253 characters", async () => {
+    for (const bad of ["..", "gw/../x", "gw/*", "x".repeat(254)]) {
+      const err = await caught(h.core.putCapabilities("alpha", bad, capabilitiesBody(bad)));
+      expect(err.kind, bad).toBe("semantic-error");
+      expect(err.errors.map((e) => e.field)).toEqual(["/deviceId"]);
+    }
+    expect(await h.core.listDevices("alpha")).toEqual([]);
   });
 
   it("item 34: unknown supportedDeploymentTypes are accepted and read as custom", async () => {

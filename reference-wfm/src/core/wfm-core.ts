@@ -2,7 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { admin } from "@margo/proto";
 import { decodeApplicationDeployment } from "@margo/proto/wire";
 import type { WfmIdentity } from "../identity/types.js";
-import type { DeploymentRecord, ManifestRecord, WfmStore } from "../store/store.js";
+import type {
+  DeploymentRecord,
+  DesiredStateChange,
+  ManifestRecord,
+  WfmStore,
+} from "../store/store.js";
 import {
   toAdminApplication,
   toAdminClient,
@@ -27,6 +32,7 @@ import {
   resolveParameters,
   selectProfile,
 } from "./deployment-builder.js";
+import { checkDeviceIdPolicy } from "./device-id.js";
 import { type FieldError, WfmError } from "./errors.js";
 import { readCapabilities, readStatus } from "./intake.js";
 import { buildManifest } from "./manifest-builder.js";
@@ -48,6 +54,9 @@ export interface WfmCoreDeps {
 export type WfmCore = Southbound & Northbound & { close(): Promise<void> };
 
 type Listener = (snapshot: ManifestSnapshot) => void;
+
+/** Revisions whose component names stay cached (a few hundred bytes each). */
+const COMPONENT_CACHE_LIMIT = 10_000;
 
 /** Changes to a client's live deployment set, decided inside the store's transaction. */
 type Mutation = (
@@ -97,8 +106,9 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
     }
   }
 
-  async function commit(clientId: string, mutate: Mutation): Promise<ManifestRecord> {
-    const record = await store.commitDesiredState(clientId, ({ deployments, nextVersion }) => {
+  /** The store-side change for `mutate`: applies it and builds the resulting manifest. */
+  function changeOf(clientId: string, mutate: Mutation): DesiredStateChange {
+    return ({ deployments, nextVersion }) => {
       const { upserts, deletes } = mutate(deployments, nextVersion);
       const live = new Map(deployments.map((d) => [d.deploymentId, d]));
       for (const id of deletes) live.delete(id);
@@ -108,9 +118,32 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
         deletes,
         manifest: buildManifest(clientId, [...live.values()], nextVersion),
       };
-    });
+    };
+  }
+
+  async function commit(clientId: string, mutate: Mutation): Promise<ManifestRecord> {
+    const record = await store.commitDesiredState(clientId, changeOf(clientId, mutate));
     publish(record);
     return record;
+  }
+
+  /**
+   * Component names per YAML digest: a status POST checks components[] against them, and the
+   * bytes behind a digest never change, so the YAML is decoded once per revision, not per report.
+   * Bounded so a long-running WFM with many revisions does not grow without limit.
+   */
+  const componentNames = new Map<string, readonly string[]>();
+  function componentsOf(rec: DeploymentRecord): readonly string[] {
+    const cached = componentNames.get(rec.digest);
+    if (cached) return cached;
+    const decoded = decodeApplicationDeployment(rec.yaml);
+    const names = decoded.value?.spec?.deploymentProfile?.components.map((c) => c.name) ?? [];
+    if (componentNames.size >= COMPONENT_CACHE_LIMIT) {
+      const oldest = componentNames.keys().next().value;
+      if (oldest !== undefined) componentNames.delete(oldest);
+    }
+    componentNames.set(rec.digest, names);
+    return names;
   }
 
   async function description(applicationId: string, version: string): Promise<ParsedDescription> {
@@ -148,39 +181,28 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
     isAccepted: (clientId) => accepted.has(clientId),
 
     async putCapabilities(clientId, deviceId, body) {
+      const refused = checkDeviceIdPolicy(deviceId);
+      // The path parameter is named as "/deviceId", as createDeployment names its input field.
+      if (refused) throw semantic("invalid deviceId", [{ field: "/deviceId", message: refused }]);
       readCapabilities(deviceId, body);
       const slash = deviceId.indexOf("/");
-      if (slash > 0) {
-        // The gateway is the first segment; intermediate path segments need not be devices
-        // (digest 8: gateway1/path1/deviceA).
-        const gateway = deviceId.slice(0, slash);
-        if (!(await store.getDevice(clientId, gateway)))
-          throw new WfmError(
-            "gateway-not-found",
-            `gateway ${JSON.stringify(gateway)} has not reported its capabilities yet`,
-          );
-      }
-      return store.putDevice({
-        clientId,
-        deviceId,
-        capabilities: Buffer.from(body),
-        receivedAt: now(),
-      });
+      // The gateway is the first segment; intermediate path segments need not be devices
+      // (digest 8: gateway1/path1/deviceA). The store checks it inside the write (item 27).
+      const requireParent = slash > 0 ? deviceId.slice(0, slash) : undefined;
+      return store.putDevice(
+        { clientId, deviceId, capabilities: Buffer.from(body), receivedAt: now() },
+        requireParent !== undefined ? { requireParent } : {},
+      );
     },
 
     async deleteCapabilities(clientId, deviceId) {
-      if (!(await store.getDevice(clientId, deviceId)))
+      // A gateway takes its children with it, in one transaction: a child without its gateway
+      // would break the item-27 invariant, and the OpenAPI offers DELETE no 409 to refuse with.
+      if ((await store.deleteDeviceTree(clientId, deviceId)) === 0)
         throw new WfmError(
           "device-not-found",
           `device ${JSON.stringify(deviceId)} is not registered`,
         );
-      // A gateway takes its children with it: a child without its gateway would break the
-      // item-27 invariant, and the OpenAPI offers DELETE no 409 to refuse with.
-      const children = (await store.listDevices(clientId))
-        .filter((d) => d.deviceId.startsWith(`${deviceId}/`))
-        .sort((a, b) => b.deviceId.length - a.deviceId.length);
-      for (const child of children) await store.deleteDevice(clientId, child.deviceId);
-      await store.deleteDevice(clientId, deviceId);
     },
 
     async manifest(clientId) {
@@ -192,20 +214,25 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
     },
 
     async deploymentYaml(clientId, deploymentId, digest) {
-      const rec = await store.getDeployment(deploymentId);
-      if (!rec || rec.clientId !== clientId || rec.deletedAt || rec.digest !== digest)
+      // Current revisions and those the previous manifest referenced (a device may still be
+      // completing manifest N-1 when N is committed); older ones are gone (item 48).
+      const yaml = await store.getDeploymentYaml(clientId, deploymentId, digest);
+      if (!yaml)
         throw new WfmError(
           "deployment-not-found",
           `no deployment ${JSON.stringify(deploymentId)} with digest ${digest}`,
         );
-      return rec.yaml;
+      return yaml;
     },
 
     async bundle(clientId, digest) {
+      // The current bundle from memory (every poll cycle fetches it); the previous one, needed
+      // only by a device finishing manifest N-1, from the store.
       const b = manifests.get(clientId)?.bundle;
-      if (!b || b.digest !== digest)
-        throw new WfmError("invalid-bundle", `no bundle with digest ${digest}`);
-      return b.bytes;
+      if (b && b.digest === digest) return b.bytes;
+      const previous = await store.getBundle(clientId, digest);
+      if (!previous) throw new WfmError("invalid-bundle", `no bundle with digest ${digest}`);
+      return previous;
     },
 
     async reportStatus(clientId, deploymentId, body) {
@@ -232,7 +259,8 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
         });
       errors.push(
         ...componentErrors(
-          rec,
+          rec.deploymentId,
+          componentsOf(rec),
           status.components.map((c) => c.name),
         ),
       );
@@ -340,8 +368,15 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
       return toAdminApplication(app);
     },
 
+    /**
+     * The target device need not have reported capabilities yet (pre-provisioning: the device
+     * finds the deployment in its manifest on its first poll), but its id must pass the WFM's
+     * deviceId policy, so nothing unreachable or path-like is ever stored.
+     */
     async createDeployment(input: CreateDeploymentInput) {
       requireAdmitted(input.clientId);
+      const refused = checkDeviceIdPolicy(input.deviceId, { wildcard: true });
+      if (refused) throw semantic("invalid deviceId", [{ field: "/deviceId", message: refused }]);
       const app = await store.getApplication(input.applicationId, input.version);
       if (!app)
         throw new WfmError(
@@ -456,16 +491,14 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
       identity.retirePreviousAuthorities(),
 
     async reset() {
-      // Versions never go back: every client that had deployments gets a new, empty manifest.
-      for (const [clientId, m] of [...manifests]) {
-        if (!m.bundle) continue;
-        await commit(clientId, (live) => ({
-          upserts: [],
-          deletes: live.map((d) => d.deploymentId),
-        }));
-      }
-      await store.resetData();
+      // Versions never go back: every client that had deployments gets a new, empty manifest,
+      // committed with the rest of the reset in one transaction (all or nothing on a crash).
+      const committed = await store.resetAll((clientId) =>
+        changeOf(clientId, (live) => ({ upserts: [], deletes: live.map((d) => d.deploymentId) })),
+      );
+      for (const m of committed) publish(m);
       descriptions.clear();
+      componentNames.clear();
     },
   };
 
@@ -485,16 +518,18 @@ function deviceMatches(target: string, reported: string): boolean {
 }
 
 /** components[] must name each component of the deployment exactly once (item 68). */
-function componentErrors(rec: DeploymentRecord, reported: string[]): FieldError[] {
-  const decoded = decodeApplicationDeployment(rec.yaml);
-  const expected = decoded.value?.spec?.deploymentProfile?.components.map((c) => c.name) ?? [];
+function componentErrors(
+  deploymentId: string,
+  expected: readonly string[],
+  reported: string[],
+): FieldError[] {
   const errors: FieldError[] = [];
   const seen = new Set<string>();
   reported.forEach((name, i) => {
     if (!expected.includes(name))
       errors.push({
         field: `/components/${i}/name`,
-        message: `${JSON.stringify(name)} is not a component of deployment ${rec.deploymentId}`,
+        message: `${JSON.stringify(name)} is not a component of deployment ${deploymentId}`,
       });
     else if (seen.has(name))
       errors.push({

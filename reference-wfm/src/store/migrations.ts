@@ -80,6 +80,20 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (client_id, deployment_id)
   ) STRICT;
   `,
+  // 2: the artifacts of a client's previous manifest (N-1) stay fetchable while N is current, so
+  // a device that fetched N-1 just before a change can finish it. `revisions` holds exactly the
+  // deployment revisions N-1 referenced (replaced on every commit, which prunes older ones).
+  `
+  CREATE TABLE revisions (
+    client_id     TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    yaml          BLOB NOT NULL,
+    PRIMARY KEY (client_id, deployment_id, digest)
+  ) STRICT;
+  ALTER TABLE manifests ADD COLUMN previous_bundle_digest TEXT;
+  ALTER TABLE manifests ADD COLUMN previous_bundle_bytes BLOB;
+  `,
 ];
 
 /** Thrown when the database was written by a newer schema than this code knows. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -561,6 +561,30 @@ describe("SqliteStore: file and schema", () => {
     expect(store.schemaVersion).toBe(MIGRATIONS.length);
   });
 
+  it("a data directory from schema 1 upgrades in place and keeps its manifests and versions", async () => {
+    await store.close();
+    const oldPath = join(dir, "v1.sqlite");
+    const raw = new Database(oldPath);
+    raw.exec(
+      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT",
+    );
+    raw.exec(MIGRATIONS[0] as string);
+    raw.prepare("INSERT INTO schema_migrations VALUES (1, 0)").run();
+    raw.prepare("INSERT INTO client_versions VALUES ('c1', ?)").run(encodeU64(7n));
+    raw
+      .prepare("INSERT INTO manifests VALUES ('c1', ?, ?, 'etag', 'sha256:b', ?)")
+      .run(encodeU64(7n), Buffer.from("{}"), Buffer.from("bundle"));
+    raw.close();
+    store = await openSqliteStore(oldPath);
+    expect(store.schemaVersion).toBe(MIGRATIONS.length);
+    expect((await store.getManifest("c1"))?.manifestVersion).toBe(7n);
+    expect((await store.getBundle("c1", "sha256:b"))?.toString()).toBe("bundle");
+    const next = await store.commitDesiredState("c1", adding("c1", []));
+    expect(next.manifestVersion).toBe(8n);
+    // The bundle of manifest 7 is now the previous one and still served.
+    expect((await store.getBundle("c1", "sha256:b"))?.toString()).toBe("bundle");
+  });
+
   it("refuses a database from a newer schema", async () => {
     await store.close();
     const raw = new Database(dbPath);
@@ -578,6 +602,192 @@ describe("SqliteStore: file and schema", () => {
     await expect(store.getManifest("c1")).rejects.toSatisfy((e: unknown) =>
       isWfmError(e, "internal"),
     );
+    store = await openSqliteStore(":memory:");
+  });
+});
+
+function device(clientId: string, deviceId: string, at = 1) {
+  return {
+    clientId,
+    deviceId,
+    capabilities: Buffer.from(`{"id":"${deviceId}"}`),
+    receivedAt: new Date(at),
+  };
+}
+
+async function caughtWfm(p: Promise<unknown>): Promise<WfmError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof WfmError) return err;
+    throw err;
+  }
+  throw new Error("expected a WfmError, the call succeeded");
+}
+
+describe("SqliteStore: device trees", () => {
+  it("item 27: putDevice with requireParent checks the gateway in the same write and stores nothing without it", async () => {
+    const err = await caughtWfm(store.putDevice(device("c1", "gw/cam"), { requireParent: "gw" }));
+    expect(err.kind).toBe("gateway-not-found");
+    expect(await store.listDevices("c1")).toEqual([]);
+    // Another client's gateway does not count (item 5).
+    await store.putDevice(device("c2", "gw"));
+    expect(
+      (await caughtWfm(store.putDevice(device("c1", "gw/cam"), { requireParent: "gw" }))).kind,
+    ).toBe("gateway-not-found");
+    await store.putDevice(device("c1", "gw"));
+    expect(await store.putDevice(device("c1", "gw/cam"), { requireParent: "gw" })).toEqual({
+      created: true,
+    });
+    expect(await store.putDevice(device("c1", "gw/cam", 2), { requireParent: "gw" })).toEqual({
+      created: false,
+    });
+  });
+
+  it("deleteDeviceTree removes a gateway and everything under it in one call, and nothing else", async () => {
+    for (const id of ["g_", "g_/a", "g_/p/b", "gx", "gx/a", "g_x", "g"])
+      await store.putDevice(device("c1", id));
+    await store.putDevice(device("c2", "g_/a"));
+    await store.putDevice(device("c2", "g_"));
+    // "_" is a LIKE wildcard: gx/a must survive the delete of g_.
+    expect(await store.deleteDeviceTree("c1", "g_")).toBe(3);
+    expect((await store.listDevices("c1")).map((d) => d.deviceId)).toEqual([
+      "g",
+      "g_x",
+      "gx",
+      "gx/a",
+    ]);
+    expect((await store.listDevices("c2")).map((d) => d.deviceId)).toEqual(["g_", "g_/a"]);
+    expect(await store.deleteDeviceTree("c1", "g_")).toBe(0);
+    // A child whose own record is gone is not deleted through a missing parent id.
+    expect(await store.deleteDeviceTree("c1", "nothing")).toBe(0);
+    expect(await store.deleteDeviceTree("c1", "gx/a")).toBe(1);
+    expect((await store.listDevices("c1")).map((d) => d.deviceId)).toEqual(["g", "g_x", "gx"]);
+  });
+});
+
+describe("SqliteStore: previous manifest's artifacts", () => {
+  it("serves the YAML and bundle of manifest N-1 while N is current, and prunes older ones", async () => {
+    const d1 = deployment("c1");
+    const m2 = await store.commitDesiredState("c1", adding("c1", [d1]));
+    const b2 = m2.bundle?.digest ?? "";
+    const d1b = { ...deployment("c1"), deploymentId: d1.deploymentId, createdAt: d1.createdAt };
+    const m3 = await store.commitDesiredState("c1", adding("c1", [d1b]));
+    const b3 = m3.bundle?.digest ?? "";
+    expect(b3).not.toBe(b2);
+    // N = 3: revision 1 and bundle of 2 still there; the current ones too.
+    expect((await store.getDeploymentYaml("c1", d1.deploymentId, d1.digest))?.equals(d1.yaml)).toBe(
+      true,
+    );
+    expect(
+      (await store.getDeploymentYaml("c1", d1.deploymentId, d1b.digest))?.equals(d1b.yaml),
+    ).toBe(true);
+    expect((await store.getBundle("c1", b2))?.equals(m2.bundle?.bytes ?? Buffer.alloc(0))).toBe(
+      true,
+    );
+    expect((await store.getBundle("c1", b3))?.equals(m3.bundle?.bytes ?? Buffer.alloc(0))).toBe(
+      true,
+    );
+    // Scoped to the client (item 5).
+    expect(await store.getDeploymentYaml("c2", d1.deploymentId, d1.digest)).toBeUndefined();
+    expect(await store.getBundle("c2", b2)).toBeUndefined();
+
+    // N = 4 deletes the deployment: its last revision (referenced by 3) stays, revision 1 goes.
+    const m4 = await store.commitDesiredState("c1", adding("c1", [], [d1.deploymentId]));
+    expect(m4.bundle).toBeUndefined();
+    expect(await store.getDeploymentYaml("c1", d1.deploymentId, d1.digest)).toBeUndefined();
+    expect(await store.getBundle("c1", b2)).toBeUndefined();
+    expect(
+      (await store.getDeploymentYaml("c1", d1.deploymentId, d1b.digest))?.equals(d1b.yaml),
+    ).toBe(true);
+    expect((await store.getBundle("c1", b3))?.equals(m3.bundle?.bytes ?? Buffer.alloc(0))).toBe(
+      true,
+    );
+
+    // Survives a restart (the retired artifacts are stored, not cached).
+    await store.close();
+    store = await openSqliteStore(dbPath);
+    expect((await store.getBundle("c1", b3))?.length).toBe(m3.bundle?.bytes.length);
+
+    // N = 5: manifest 3 is now N-2, so its artifacts are gone too.
+    await store.commitDesiredState("c1", adding("c1", []));
+    expect(await store.getDeploymentYaml("c1", d1.deploymentId, d1b.digest)).toBeUndefined();
+    expect(await store.getBundle("c1", b3)).toBeUndefined();
+  });
+});
+
+describe("SqliteStore: resetAll", () => {
+  function emptying(clientId: string): DesiredStateChange {
+    return ({ deployments, nextVersion }) => ({
+      upserts: [],
+      deletes: deployments.map((d) => d.deploymentId),
+      manifest: manifestFor(clientId, nextVersion, Buffer.from(`{"v":${nextVersion}}`)),
+    });
+  }
+
+  it("empties every client with live deployments under a new version and forgets data, in one transaction", async () => {
+    const a = deployment("c1");
+    await store.commitDesiredState("c1", adding("c1", [a]));
+    await store.commitDesiredState("c2", adding("c2", [deployment("c2")]));
+    await store.commitDesiredState("c3", adding("c3", []));
+    await store.putDevice(device("c1", "d1"));
+    const committed = await store.resetAll(emptying);
+    expect(committed.map((m) => [m.clientId, m.manifestVersion])).toEqual([
+      ["c1", 2n],
+      ["c2", 2n],
+    ]);
+    expect(await store.listDeployments({ includeDeleted: true })).toEqual([]);
+    expect(await store.listDevices()).toEqual([]);
+    expect((await store.getManifest("c3"))?.manifestVersion).toBe(1n);
+    expect((await store.getManifest("c1"))?.body.toString()).toBe('{"v":2}');
+    // Reset forgets the previous manifests' artifacts too.
+    expect(await store.getDeploymentYaml("c1", a.deploymentId, a.digest)).toBeUndefined();
+  });
+
+  it("a failure for one client rolls back every client's commit and keeps the data", async () => {
+    await store.commitDesiredState("c1", adding("c1", [deployment("c1")]));
+    await store.commitDesiredState("c2", adding("c2", [deployment("c2")]));
+    await store.putDevice(device("c1", "d1"));
+    const boom = new Error("builder failed for c2");
+    await expect(
+      store.resetAll((clientId) => {
+        if (clientId === "c2") throw boom;
+        return emptying(clientId);
+      }),
+    ).rejects.toBe(boom);
+    expect((await store.getManifest("c1"))?.manifestVersion).toBe(1n);
+    expect(await store.listDeployments()).toHaveLength(2);
+    expect((await store.listDevices()).map((d) => d.deviceId)).toEqual(["d1"]);
+  });
+});
+
+describe("SqliteStore: errors that reach clients", () => {
+  it("a busy store is unavailable with a generic detail; SQLite's error stays on cause", async () => {
+    await store.close();
+    store = await openSqliteStore(dbPath, { busyTimeoutMs: 20 });
+    const holder = new Database(dbPath);
+    holder.exec("BEGIN IMMEDIATE");
+    try {
+      const err = await caughtWfm(store.putDevice(device("c1", "d1")));
+      expect(err.kind).toBe("unavailable");
+      expect(err.retryAfterSeconds).toBe(1);
+      expect(err.message).not.toMatch(/sqlite|database|locked/i);
+      expect(err.cause).toBeInstanceOf(Database.SqliteError);
+      expect((err.cause as { code: string }).code).toMatch(/^SQLITE_BUSY/);
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+  });
+
+  it("a broken file is internal with a generic detail that names no path or SQL", async () => {
+    await store.close();
+    const bad = join(dir, "not-a-db.sqlite");
+    writeFileSync(bad, randomBytes(8192));
+    const err = await caughtWfm(openSqliteStore(bad));
+    expect(err.kind).toBe("internal");
+    expect(err.message).toBe("the store failed");
+    expect(err.cause).toBeInstanceOf(Database.SqliteError);
     store = await openSqliteStore(":memory:");
   });
 });

@@ -11,6 +11,7 @@ import type {
   DesiredStateChange,
   DeviceRecord,
   ManifestRecord,
+  PutDeviceOptions,
   StatusFilterRecord,
   StatusRecord,
   WfmStore,
@@ -22,6 +23,11 @@ export const STORE_FILE = "wfm.sqlite";
 
 /** How long a write waits for another process holding the write lock before failing. */
 const BUSY_TIMEOUT_MS = 5_000;
+
+export interface SqliteStoreOptions {
+  /** Wait for another process's write lock this long before answering `unavailable`. */
+  busyTimeoutMs?: number;
+}
 
 interface ClientRow {
   client_id: string;
@@ -96,12 +102,13 @@ export class SqliteStore implements WfmStore {
    * Open (creating if needed) the database at `path`, apply pending migrations and set the
    * durability pragmas. `path` ":memory:" gives a throwaway store for unit tests of other layers.
    */
-  static async open(path: string): Promise<SqliteStore> {
+  static async open(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? BUSY_TIMEOUT_MS));
     const db = guard(() => new Database(path));
     try {
       guard(() => {
-        db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+        db.pragma(`busy_timeout = ${busyTimeoutMs}`);
         db.pragma("journal_mode = WAL");
         db.pragma("synchronous = FULL");
         db.pragma("foreign_keys = ON");
@@ -134,10 +141,20 @@ export class SqliteStore implements WfmStore {
     return guard(() => this.stmt.listClients.all() as ClientRow[]).map(toClient);
   }
 
-  async putDevice(device: DeviceRecord): Promise<{ created: boolean }> {
+  async putDevice(
+    device: DeviceRecord,
+    options: PutDeviceOptions = {},
+  ): Promise<{ created: boolean }> {
+    const parent = options.requireParent;
     return guard(() =>
       this.db
         .transaction(() => {
+          if (parent !== undefined && !this.stmt.getDevice.get(device.clientId, parent)) {
+            throw new WfmError(
+              "gateway-not-found",
+              `gateway ${JSON.stringify(parent)} has not reported its capabilities yet`,
+            );
+          }
           const existed = this.stmt.getDevice.get(device.clientId, device.deviceId) !== undefined;
           this.stmt.putDevice.run({
             client_id: device.clientId,
@@ -158,6 +175,18 @@ export class SqliteStore implements WfmStore {
 
   async deleteDevice(clientId: string, deviceId: string): Promise<boolean> {
     return guard(() => this.stmt.deleteDevice.run(clientId, deviceId).changes > 0);
+  }
+
+  async deleteDeviceTree(clientId: string, deviceId: string): Promise<number> {
+    return guard(() =>
+      this.db
+        .transaction(() => {
+          if (!this.stmt.getDevice.get(clientId, deviceId)) return 0;
+          return this.stmt.deleteDeviceTree.run({ client_id: clientId, device_id: deviceId })
+            .changes;
+        })
+        .immediate(),
+    );
   }
 
   async listDevices(clientId?: string): Promise<DeviceRecord[]> {
@@ -212,31 +241,36 @@ export class SqliteStore implements WfmStore {
   }
 
   async commitDesiredState(clientId: string, change: DesiredStateChange): Promise<ManifestRecord> {
-    // Errors thrown by `change` must reach the caller unchanged; only SQLite's own are wrapped.
-    const commit = this.db.transaction((): ManifestRecord => {
-      const versionRow = guard(
-        () => this.stmt.getClientVersion.get(clientId) as { manifest_version: string } | undefined,
-      );
-      const previous = versionRow ? decodeU64(versionRow.manifest_version) : 0n;
-      if (previous >= U64_MAX) {
-        throw new WfmError(
-          "internal",
-          `client ${clientId} has reached manifestVersion 2^64-1 and cannot advance`,
-        );
-      }
-      const nextVersion = previous + 1n;
-      const live = guard(() => this.stmt.listLiveOfClient.all(clientId) as DeploymentRow[]).map(
-        toDeployment,
-      );
-      const result = change({ deployments: live, nextVersion });
-      if (typeof (result as unknown as PromiseLike<unknown>)?.then === "function") {
-        throw new TypeError("DesiredStateChange must be synchronous; it returned a promise");
-      }
-      checkChange(clientId, nextVersion, result.manifest);
-      guard(() => this.applyChange(clientId, nextVersion, live, result));
-      return copyManifest(result.manifest);
-    });
+    const commit = this.db.transaction(() => this.commitInTransaction(clientId, change));
     return guard(() => commit.immediate());
+  }
+
+  /**
+   * One client's desired-state commit; the caller holds the IMMEDIATE transaction. Errors thrown
+   * by `change` must reach the caller unchanged; only SQLite's own are wrapped.
+   */
+  private commitInTransaction(clientId: string, change: DesiredStateChange): ManifestRecord {
+    const versionRow = guard(
+      () => this.stmt.getClientVersion.get(clientId) as { manifest_version: string } | undefined,
+    );
+    const previous = versionRow ? decodeU64(versionRow.manifest_version) : 0n;
+    if (previous >= U64_MAX) {
+      throw new WfmError(
+        "internal",
+        `client ${clientId} has reached manifestVersion 2^64-1 and cannot advance`,
+      );
+    }
+    const nextVersion = previous + 1n;
+    const live = guard(() => this.stmt.listLiveOfClient.all(clientId) as DeploymentRow[]).map(
+      toDeployment,
+    );
+    const result = change({ deployments: live, nextVersion });
+    if (typeof (result as unknown as PromiseLike<unknown>)?.then === "function") {
+      throw new TypeError("DesiredStateChange must be synchronous; it returned a promise");
+    }
+    checkChange(clientId, nextVersion, result.manifest);
+    guard(() => this.applyChange(clientId, nextVersion, live, result));
+    return copyManifest(result.manifest);
   }
 
   private applyChange(
@@ -274,6 +308,11 @@ export class SqliteStore implements WfmStore {
     const version = encodeU64(nextVersion);
     this.stmt.putClientVersion.run(clientId, version);
     const m = result.manifest;
+    this.retirePrevious(clientId, live, result);
+    const before = this.stmt.getManifest.get(clientId) as ManifestRow | undefined;
+    // The outgoing manifest's bundle stays fetchable while this one is current (unless equal).
+    const keepPrevious =
+      before?.bundle_digest != null && before.bundle_digest !== (m.bundle?.digest ?? null);
     this.stmt.putManifest.run({
       client_id: clientId,
       manifest_version: version,
@@ -281,12 +320,64 @@ export class SqliteStore implements WfmStore {
       etag: m.etag,
       bundle_digest: m.bundle?.digest ?? null,
       bundle_bytes: m.bundle?.bytes ?? null,
+      previous_bundle_digest: keepPrevious ? before.bundle_digest : null,
+      previous_bundle_bytes: keepPrevious ? before.bundle_bytes : null,
     });
+  }
+
+  /**
+   * Replaces the client's retired revisions with those the outgoing manifest referenced and the
+   * new one does not (deleted, or replaced by an update). Revisions both reference are served
+   * from `deployments`; anything older than the outgoing manifest is pruned here.
+   */
+  private retirePrevious(
+    clientId: string,
+    live: readonly DeploymentRecord[],
+    result: ReturnType<DesiredStateChange>,
+  ): void {
+    const deleted = new Set(result.deletes);
+    const upserted = new Map(result.upserts.map((d) => [d.deploymentId, d.digest]));
+    this.stmt.clearRevisions.run(clientId);
+    for (const d of live) {
+      const stays =
+        !deleted.has(d.deploymentId) && (upserted.get(d.deploymentId) ?? d.digest) === d.digest;
+      if (stays) continue;
+      this.stmt.putRevision.run({
+        client_id: clientId,
+        deployment_id: d.deploymentId,
+        digest: d.digest,
+        yaml: d.yaml,
+      });
+    }
   }
 
   async getManifest(clientId: string): Promise<ManifestRecord | undefined> {
     const row = guard(() => this.stmt.getManifest.get(clientId) as ManifestRow | undefined);
     return row && toManifest(row);
+  }
+
+  async getDeploymentYaml(
+    clientId: string,
+    deploymentId: string,
+    digest: string,
+  ): Promise<Buffer | undefined> {
+    const row = guard(
+      () =>
+        this.stmt.getDeploymentYaml.get({
+          client_id: clientId,
+          deployment_id: deploymentId,
+          digest,
+        }) as { yaml: Buffer } | undefined,
+    );
+    return row?.yaml;
+  }
+
+  async getBundle(clientId: string, digest: string): Promise<Buffer | undefined> {
+    const row = guard(
+      () =>
+        this.stmt.getBundle.get({ client_id: clientId, digest }) as { bytes: Buffer } | undefined,
+    );
+    return row?.bytes;
   }
 
   async listManifests(): Promise<ManifestRecord[]> {
@@ -343,15 +434,37 @@ export class SqliteStore implements WfmStore {
     guard(() =>
       this.db
         .transaction(() => {
-          this.db.exec(`
-            DELETE FROM statuses;
-            DELETE FROM devices;
-            DELETE FROM applications;
-            DELETE FROM deployments WHERE deleted_at IS NOT NULL;
-          `);
+          this.forgetData();
         })
         .immediate(),
     );
+  }
+
+  private forgetData(): void {
+    this.db.exec(`
+      DELETE FROM statuses;
+      DELETE FROM devices;
+      DELETE FROM applications;
+      DELETE FROM deployments WHERE deleted_at IS NOT NULL;
+    `);
+  }
+
+  async resetAll(changeFor: (clientId: string) => DesiredStateChange): Promise<ManifestRecord[]> {
+    const reset = this.db.transaction((): ManifestRecord[] => {
+      const clients = guard(() => this.stmt.clientsWithLive.all() as { client_id: string }[]);
+      const committed = clients.map(({ client_id }) =>
+        this.commitInTransaction(client_id, changeFor(client_id)),
+      );
+      guard(() => {
+        this.forgetData();
+        this.db.exec(`
+          DELETE FROM revisions;
+          UPDATE manifests SET previous_bundle_digest = NULL, previous_bundle_bytes = NULL;
+        `);
+      });
+      return committed;
+    });
+    return guard(() => reset.immediate());
   }
 
   /**
@@ -383,13 +496,18 @@ export class SqliteStore implements WfmStore {
 }
 
 /** openSqliteStore is SqliteStore.open as a function, for callers that prefer one. */
-export function openSqliteStore(path: string): Promise<SqliteStore> {
-  return SqliteStore.open(path);
+export function openSqliteStore(
+  path: string,
+  options: SqliteStoreOptions = {},
+): Promise<SqliteStore> {
+  return SqliteStore.open(path, options);
 }
 
 /**
  * guard turns SQLite's own failures (busy, I/O, corrupt file, closed handle) into the domain's
  * error so edges answer 503/500 without knowing SQLite; other errors pass through untouched.
+ * The message is generic because edges may put it in a client-facing detail; SQLite's own
+ * error (file paths, SQL) stays on `cause` for the logs.
  */
 function guard<T>(fn: () => T): T {
   try {
@@ -397,15 +515,23 @@ function guard<T>(fn: () => T): T {
   } catch (err) {
     if (err instanceof Database.SqliteError) {
       if (err.code === "SQLITE_BUSY" || err.code.startsWith("SQLITE_BUSY_")) {
-        throw new WfmError("unavailable", `store busy: ${err.message}`, [], 1);
+        throw withCause(
+          new WfmError("unavailable", "the store is busy; retry shortly", [], 1),
+          err,
+        );
       }
-      throw new WfmError("internal", `store failure (${err.code}): ${err.message}`);
+      throw withCause(new WfmError("internal", "the store failed"), err);
     }
     if (err instanceof TypeError && /database connection is not open/.test(err.message)) {
-      throw new WfmError("internal", "store is closed");
+      throw withCause(new WfmError("internal", "the store is closed"), err);
     }
     throw err;
   }
+}
+
+function withCause(error: WfmError, cause: unknown): WfmError {
+  error.cause = cause;
+  return error;
 }
 
 /** A manifest the core built for another client or version is a bug: refuse it, write nothing. */
@@ -442,6 +568,11 @@ function prepareStatements(db: Database.Database) {
     ),
     getDevice: db.prepare("SELECT * FROM devices WHERE client_id = ? AND device_id = ?"),
     deleteDevice: db.prepare("DELETE FROM devices WHERE client_id = ? AND device_id = ?"),
+    // substr, not LIKE: "_" is an unreserved character that LIKE would read as a wildcard.
+    deleteDeviceTree: db.prepare(
+      `DELETE FROM devices WHERE client_id = @client_id AND (device_id = @device_id
+         OR substr(device_id, 1, length(@device_id) + 1) = @device_id || '/')`,
+    ),
     listDevices: db.prepare("SELECT * FROM devices ORDER BY client_id, device_id"),
     listDevicesOf: db.prepare("SELECT * FROM devices WHERE client_id = ? ORDER BY device_id"),
 
@@ -468,11 +599,40 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (client_id) DO UPDATE SET manifest_version = excluded.manifest_version`,
     ),
     putManifest: db.prepare(
-      `INSERT INTO manifests (client_id, manifest_version, body, etag, bundle_digest, bundle_bytes)
-       VALUES (@client_id, @manifest_version, @body, @etag, @bundle_digest, @bundle_bytes)
+      `INSERT INTO manifests (client_id, manifest_version, body, etag, bundle_digest, bundle_bytes,
+         previous_bundle_digest, previous_bundle_bytes)
+       VALUES (@client_id, @manifest_version, @body, @etag, @bundle_digest, @bundle_bytes,
+         @previous_bundle_digest, @previous_bundle_bytes)
        ON CONFLICT (client_id) DO UPDATE SET manifest_version = excluded.manifest_version,
          body = excluded.body, etag = excluded.etag, bundle_digest = excluded.bundle_digest,
-         bundle_bytes = excluded.bundle_bytes`,
+         bundle_bytes = excluded.bundle_bytes,
+         previous_bundle_digest = excluded.previous_bundle_digest,
+         previous_bundle_bytes = excluded.previous_bundle_bytes`,
+    ),
+    getBundle: db.prepare(
+      `SELECT bundle_bytes AS bytes FROM manifests
+         WHERE client_id = @client_id AND bundle_digest = @digest
+       UNION ALL
+       SELECT previous_bundle_bytes AS bytes FROM manifests
+         WHERE client_id = @client_id AND previous_bundle_digest = @digest
+       LIMIT 1`,
+    ),
+    clearRevisions: db.prepare("DELETE FROM revisions WHERE client_id = ?"),
+    putRevision: db.prepare(
+      `INSERT OR REPLACE INTO revisions (client_id, deployment_id, digest, yaml)
+       VALUES (@client_id, @deployment_id, @digest, @yaml)`,
+    ),
+    getDeploymentYaml: db.prepare(
+      `SELECT yaml FROM deployments
+         WHERE deployment_id = @deployment_id AND client_id = @client_id AND digest = @digest
+           AND deleted_at IS NULL
+       UNION ALL
+       SELECT yaml FROM revisions
+         WHERE client_id = @client_id AND deployment_id = @deployment_id AND digest = @digest
+       LIMIT 1`,
+    ),
+    clientsWithLive: db.prepare(
+      "SELECT DISTINCT client_id FROM deployments WHERE deleted_at IS NULL ORDER BY client_id",
     ),
     getManifest: db.prepare("SELECT * FROM manifests WHERE client_id = ?"),
     listManifests: db.prepare("SELECT * FROM manifests ORDER BY client_id"),

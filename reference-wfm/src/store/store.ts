@@ -100,17 +100,33 @@ export interface DeploymentQuery {
   includeDeleted?: boolean;
 }
 
+export interface PutDeviceOptions {
+  /** deviceId of the gateway that must already be registered for the same client. */
+  requireParent?: string;
+}
+
 export interface WfmStore {
   /** Insert or update (re-admit clears retiredAt). */
   putClient(client: ClientRecord): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
   listClients(): Promise<ClientRecord[]>;
 
-  /** Create or replace; `created` is true when no live record existed. */
-  putDevice(device: DeviceRecord): Promise<{ created: boolean }>;
+  /**
+   * Create or replace; `created` is true when no live record existed. With `requireParent`, the
+   * write happens only if the client's device of that id exists, checked in the same
+   * transaction (a concurrent gateway delete cannot leave an orphan); otherwise it throws
+   * WfmError `gateway-not-found` and writes nothing.
+   */
+  putDevice(device: DeviceRecord, options?: PutDeviceOptions): Promise<{ created: boolean }>;
   getDevice(clientId: string, deviceId: string): Promise<DeviceRecord | undefined>;
   /** False when there was nothing to delete. */
   deleteDevice(clientId: string, deviceId: string): Promise<boolean>;
+  /**
+   * Delete a device and every device under it (`deviceId/...`) in one transaction, so a crash
+   * cannot leave children of a deleted gateway. Returns how many records went; 0 (and nothing
+   * deleted) when `deviceId` itself is not registered.
+   */
+  deleteDeviceTree(clientId: string, deviceId: string): Promise<number>;
   listDevices(clientId?: string): Promise<DeviceRecord[]>;
 
   /** Insert, or keep the existing record when (applicationId, version) already exists. */
@@ -126,6 +142,18 @@ export interface WfmStore {
    */
   commitDesiredState(clientId: string, change: DesiredStateChange): Promise<ManifestRecord>;
   getManifest(clientId: string): Promise<ManifestRecord | undefined>;
+  /**
+   * The YAML of `deploymentId` whose digest is `digest`, if the client's current manifest or the
+   * one before it references it: a device that fetched manifest N-1 just before N was committed
+   * can still complete it. Older revisions are pruned on commit.
+   */
+  getDeploymentYaml(
+    clientId: string,
+    deploymentId: string,
+    digest: string,
+  ): Promise<Buffer | undefined>;
+  /** The bundle with `digest` if the client's current or previous manifest references it. */
+  getBundle(clientId: string, digest: string): Promise<Buffer | undefined>;
   /** Current manifests of every client (for warming caches at start). */
   listManifests(): Promise<ManifestRecord[]>;
   getDeployment(deploymentId: string): Promise<DeploymentRecord | undefined>;
@@ -137,5 +165,12 @@ export interface WfmStore {
 
   /** Forget applications, devices and statuses (conformance reset); clients and versions stay. */
   resetData(): Promise<void>;
+  /**
+   * The whole conformance reset as one transaction: commit `changeFor(clientId)` for every client
+   * with live deployments (it must delete them; the version still advances, never goes back),
+   * then forget what resetData forgets plus the previous manifests' revisions and bundles.
+   * Returns the manifests it committed, for the caller's cache. A crash leaves all or nothing.
+   */
+  resetAll(changeFor: (clientId: string) => DesiredStateChange): Promise<ManifestRecord[]>;
   close(): Promise<void>;
 }

@@ -3,15 +3,16 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { admin } from "@margo/proto";
-import type { ServedDocument, TlsMaterial, WfmIdentity } from "../identity/types.js";
-import { SqliteStore } from "../store/sqlite-store.js";
-import type { ApplicationRecord } from "../store/store.js";
-import { createWfmCore, type RegistryFactory, type WfmCore } from "./wfm-core.js";
+import { createWfmCore, type RegistryFactory, type WfmCore } from "../../src/core/wfm-core.js";
+import type { ServedDocument, TlsMaterial, WfmIdentity } from "../../src/identity/types.js";
+import { SqliteStore } from "../../src/store/sqlite-store.js";
+import type { ApplicationRecord } from "../../src/store/store.js";
 
 /**
- * Test support for the core: a fake identity (the one boundary unit tests may fake; minting real
- * SVIDs is the identity module's job and is tested there) and a core over a REAL SqliteStore on
- * a temporary file, reopenable to prove durability.
+ * Test support for the core, kept out of src/ so nothing shipped can import it: a fake identity
+ * (the one boundary unit tests may fake; minting real SVIDs is the identity module's job and is
+ * tested there) and a core over a REAL SqliteStore on a temporary file, reopenable to prove
+ * durability.
  */
 
 /** A WfmIdentity that records what it was asked to mint; TLS material is never used here. */
