@@ -101,8 +101,11 @@ describe("clients", () => {
     expect(creds.spiffeId).toBe("spiffe://core.test/margo/wfm/wfm-1/client/alpha");
     expect(h.identity.minted.at(-1)).toEqual({ clientId: "alpha", lifetimeSeconds: 3600 });
     expect((await caught(h.core.issueClientCredentials("nobody"))).kind).toBe("not-found");
-    expect((await h.core.rotateAuthority()).spiffeSequence).toBe(2n);
+    expect((await h.core.publishNextAuthority()).anchorFingerprints).toEqual(["old", "new"]);
+    expect((await h.core.activateNextAuthority(true)).anchorFingerprints).toEqual(["new", "old"]);
+    expect(h.identity.activations).toEqual([true]);
     expect((await h.core.retirePreviousAuthorities()).anchorFingerprints).toEqual(["new"]);
+    expect((await h.core.authorityStatus()).spiffeSequence).toBe(3n);
     const [c] = await h.core.listClients();
     expect(c?.spiffeId).toBe("spiffe://core.test/margo/wfm/wfm-1/client/alpha");
   });
@@ -496,7 +499,9 @@ describe("capabilities", () => {
     for (const bad of ["..", "gw/../x", "gw/*", "x".repeat(254)]) {
       const err = await caught(h.core.putCapabilities("alpha", bad, capabilitiesBody(bad)));
       expect(err.kind, bad).toBe("semantic-error");
-      expect(err.errors.map((e) => e.field)).toEqual(["/deviceId"]);
+      expect(err.errors.map((e) => e.field)).toEqual(["deviceId"]);
+      const del = await caught(h.core.deleteCapabilities("alpha", bad));
+      expect(del.kind, bad).toBe("semantic-error");
     }
     expect(await h.core.listDevices("alpha")).toEqual([]);
   });

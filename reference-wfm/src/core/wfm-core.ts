@@ -182,8 +182,8 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
 
     async putCapabilities(clientId, deviceId, body) {
       const refused = checkDeviceIdPolicy(deviceId);
-      // The path parameter is named as "/deviceId", as createDeployment names its input field.
-      if (refused) throw semantic("invalid deviceId", [{ field: "/deviceId", message: refused }]);
+      // Named as the REST edge names a path parameter ("deviceId", not a body pointer).
+      if (refused) throw semantic("invalid deviceId", [{ field: "deviceId", message: refused }]);
       readCapabilities(deviceId, body);
       const slash = deviceId.indexOf("/");
       // The gateway is the first segment; intermediate path segments need not be devices
@@ -196,6 +196,9 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
     },
 
     async deleteCapabilities(clientId, deviceId) {
+      // Refused like PUT, so no id is judged differently on the way in and on the way out.
+      const refused = checkDeviceIdPolicy(deviceId);
+      if (refused) throw semantic("invalid deviceId", [{ field: "deviceId", message: refused }]);
       // A gateway takes its children with it, in one transaction: a child without its gateway
       // would break the item-27 invariant, and the OpenAPI offers DELETE no 409 to refuse with.
       if ((await store.deleteDeviceTree(clientId, deviceId)) === 0)
@@ -486,9 +489,12 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
       return (await store.listStatuses(query)).map(toAdminStatus);
     },
 
-    rotateAuthority: (): Promise<admin.RotateAuthorityResponse> => identity.rotateAuthority(),
-    retirePreviousAuthorities: (): Promise<admin.RetirePreviousAuthoritiesResponse> =>
+    publishNextAuthority: (): Promise<admin.AuthorityStatus> => identity.publishNextAuthority(),
+    activateNextAuthority: (force?: boolean): Promise<admin.AuthorityStatus> =>
+      identity.activateNextAuthority(force),
+    retirePreviousAuthorities: (): Promise<admin.AuthorityStatus> =>
       identity.retirePreviousAuthorities(),
+    authorityStatus: async (): Promise<admin.AuthorityStatus> => identity.authorityStatus(),
 
     async reset() {
       // Versions never go back: every client that had deployments gets a new, empty manifest,

@@ -40,7 +40,9 @@ async function main(): Promise<void> {
     const manifest = await store.commitDesiredState(CLIENT, ({ deployments, nextVersion }) => {
       const yaml = Buffer.from(`deploymentId: ${deploymentId}\nversion: ${nextVersion}\n`);
       const now = new Date();
-      deleted = deployments
+      // By version, not the store's created_at order: two commits in one millisecond tie there.
+      deleted = [...deployments]
+        .sort((a, b) => (a.manifestVersion < b.manifestVersion ? -1 : 1))
         .slice(0, Math.max(0, deployments.length + 1 - LIVE_LIMIT))
         .map((d) => d.deploymentId);
       const body = Buffer.from(
