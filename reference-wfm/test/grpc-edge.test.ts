@@ -353,7 +353,8 @@ describe("TLS", () => {
   it("CA rotation keeps serving old connections and new SVIDs; retirement refuses the old CA", async () => {
     const oldClient = wm(clientCreds);
     await call(oldClient, oldClient.getManifest, {});
-    await identity.rotateAuthority();
+    await identity.publishNextAuthority();
+    await identity.activateNextAuthority();
     // The open connection keeps working.
     await call(oldClient, oldClient.getManifest, {});
     // A client trusting only the new CA proves the server now presents its new SVID.

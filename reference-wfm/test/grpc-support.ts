@@ -208,18 +208,36 @@ export class TestIdentity implements WfmIdentity {
     return { id: uris[0], notAfter };
   }
 
-  /** Start a CA rotation: new issuing CA, old one stays an anchor, new server SVID. */
-  async rotateAuthority(): Promise<admin.RotateAuthorityResponse> {
-    this.anchors = [await newCa(`ca-${serial}`), ...this.anchors];
-    this.server = await mintLeaf(this.issuing, this.wfmSpiffeId, { server: true });
+  /** Rotation step 1: a new CA joins the anchors; issuance and the server SVID stay. */
+  async publishNextAuthority(): Promise<admin.AuthorityStatus> {
+    this.anchors = [...this.anchors, await newCa(`ca-${serial}`)];
     this.emit();
-    return { spiffeSequence: BigInt(this.anchors.length), anchorFingerprints: [] };
+    return this.authorityStatus();
   }
 
-  async retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse> {
+  /** Rotation step 2: the newest CA issues and signs a new server SVID. */
+  async activateNextAuthority(): Promise<admin.AuthorityStatus> {
+    const next = this.anchors.at(-1);
+    if (next === undefined || next === this.issuing) throw new Error("nothing published");
+    this.anchors = [next, ...this.anchors.slice(0, -1)];
+    this.server = await mintLeaf(this.issuing, this.wfmSpiffeId, { server: true });
+    this.emit();
+    return this.authorityStatus();
+  }
+
+  authorityStatus(): admin.AuthorityStatus {
+    return {
+      spiffeSequence: BigInt(this.anchors.length),
+      anchorFingerprints: [],
+      anchors: [],
+      refreshHintSeconds: 0,
+    };
+  }
+
+  async retirePreviousAuthorities(): Promise<admin.AuthorityStatus> {
     this.anchors = [this.issuing];
     this.emit();
-    return { spiffeSequence: BigInt(this.anchors.length + 10), anchorFingerprints: [] };
+    return this.authorityStatus();
   }
 
   onChange(listener: () => void): () => void {
@@ -489,9 +507,10 @@ export class MemoryCore implements Southbound, Northbound {
   getApplication = async (): Promise<admin.Application> => this.unused();
   listDeployments = async (): Promise<admin.Deployment[]> => this.unused();
   listDevices = async (): Promise<admin.Device[]> => this.unused();
-  rotateAuthority = async (): Promise<admin.RotateAuthorityResponse> => this.unused();
-  retirePreviousAuthorities = async (): Promise<admin.RetirePreviousAuthoritiesResponse> =>
-    this.unused();
+  publishNextAuthority = async (): Promise<admin.AuthorityStatus> => this.unused();
+  activateNextAuthority = async (): Promise<admin.AuthorityStatus> => this.unused();
+  retirePreviousAuthorities = async (): Promise<admin.AuthorityStatus> => this.unused();
+  authorityStatus = async (): Promise<admin.AuthorityStatus> => this.unused();
 }
 
 /** mTLS channel credentials for a test client; the server name is checked against the WFM SVID. */

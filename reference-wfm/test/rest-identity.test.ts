@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { connect, type TLSSocket } from "node:tls";
-import { anchorsFromBundleJson } from "@margo/proto/identity";
+import type { admin } from "@margo/proto";
+import { anchorsFromBundleJson, derToPem, pemToDer } from "@margo/proto/identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonOf, MtlsClient } from "./support/mtls-client.js";
 import { startTestWfm, type TestWfm } from "./support/start-wfm.js";
@@ -74,47 +75,80 @@ describe("MIS endpoints", () => {
   });
 });
 
-describe("rotation without restart", () => {
-  it("item 9: after rotateAuthority new connections get the new SVID, old and new client SVIDs both work until retire", async () => {
-    const oldCreds = await wfm.admit("rot-client");
-    const before = wfm.client(oldCreds);
-    const r0 = await before.get("/api/v1/deployments");
+describe("rotation without restart (digest 5.6: publish, wait, activate, retire)", () => {
+  /** What a device does on refresh: fetch the bundle, trusting only the anchors it holds. */
+  async function refreshBundle(heldPem: string): Promise<{ pem: string; sequence: number }> {
+    const c = misClient(heldPem);
+    const res = await c.get("/.well-known/spiffe/bundle.json");
+    c.close();
+    expect(res.status).toBe(200);
+    return {
+      pem: anchorsFromBundleJson(res.body)
+        .anchors.map((a) => derToPem(a))
+        .join(""),
+      sequence: (jsonOf(res) as { spiffe_sequence: number }).spiffe_sequence,
+    };
+  }
+  async function status(creds: admin.ClientCredentials, bundlePem: string) {
+    const c = wfm.client({ ...creds, trustBundlePem: bundlePem });
+    try {
+      return await c.get("/api/v1/deployments");
+    } finally {
+      c.close();
+    }
+  }
+
+  it("item 9: a device keeping only its client-add bundle stays connected through publish and activate; after refreshing it stays through retire; one that never refreshed is cut off only at retire", async () => {
+    const follower = await wfm.admit("rot-follower");
+    const stale = await wfm.admit("rot-stale");
+    const r0 = await status(follower, follower.trustBundlePem);
     expect(r0.status).toBe(200);
-    const oldBundle = await misClient(oldCreds.trustBundlePem).get(
-      "/.well-known/spiffe/bundle.json",
-    );
-    const seq0 = (jsonOf(oldBundle) as { spiffe_sequence: number }).spiffe_sequence;
+    const seq0 = (await refreshBundle(follower.trustBundlePem)).sequence;
 
-    await wfm.core.rotateAuthority();
+    // Publish: the bundle grows, nothing a device verifies changes.
+    await wfm.core.publishNextAuthority();
+    for (const d of [follower, stale]) {
+      const r = await status(d, d.trustBundlePem);
+      expect(r.status).toBe(200);
+      expect(r.serverSerial).toBe(r0.serverSerial);
+    }
+    // The follower refreshes over a connection its old anchor still verifies.
+    const refreshed = await refreshBundle(follower.trustBundlePem);
+    expect(refreshed.sequence).toBe(seq0 + 1);
+    expect(pemToDer(refreshed.pem)).toHaveLength(2);
 
-    // The client refreshes its bundle (both anchors now) and keeps its old SVID. The WFM SVID is
-    // re-issued from the new root at once (admin contract), so the MIS fetch must already trust
-    // the new anchor: a device holding only the old bundle needs its initial-trust path here.
-    const fresh = await misClient(wfm.identity.serverTls().anchorsPem).get(
-      "/.well-known/spiffe/bundle.json",
-      {
-        "if-none-match": String(oldBundle.headers.etag),
-      },
-    );
-    expect(fresh.status).toBe(200);
-    expect((jsonOf(fresh) as { spiffe_sequence: number }).spiffe_sequence).toBe(seq0 + 1);
-    const bothAnchors = wfm.identity.serverTls().anchorsPem;
-    expect(anchorsFromBundleJson(fresh.body).anchors.length).toBe(2);
+    // Activation before the refresh hint has passed is refused with the time it becomes allowed.
+    const early = await wfm.core.activateNextAuthority().catch((e: unknown) => e);
+    expect(early).toMatchObject({ kind: "conflict" });
+    expect(String((early as Error).message)).toMatch(/allowed from \S+Z/);
+    await wfm.core.activateNextAuthority(true);
 
-    const oldSvidNewBundle = wfm.client({ ...oldCreds, trustBundlePem: bothAnchors });
-    const r1 = await oldSvidNewBundle.get("/api/v1/deployments");
+    // New WFM SVID; both devices still connect (the stale one through the cross-signed root).
+    const r1 = await status(follower, refreshed.pem);
     expect(r1.status).toBe(200);
     expect(r1.serverSerial).not.toBe(r0.serverSerial);
     expect(r1.serverSpiffeId).toBe(wfm.identity.wfmSpiffeId);
+    expect((await status(stale, stale.trustBundlePem)).status).toBe(200);
+    // The bundle did not change at activation: same anchors, same sequence.
+    expect((await refreshBundle(refreshed.pem)).sequence).toBe(seq0 + 1);
 
-    const newCreds = await wfm.core.issueClientCredentials("rot-client");
-    const r2 = await wfm.client(newCreds).get("/api/v1/deployments");
-    expect(r2.status).toBe(200);
+    // The follower renews its SVID from the new root, keeping the bundle it refreshed.
+    const renewed = await wfm.core.issueClientCredentials("rot-follower");
+    expect((await status(renewed, refreshed.pem)).status).toBe(200);
+
+    await wfm.core.retirePreviousAuthorities();
+    const after = await status(renewed, refreshed.pem);
+    expect(after.status).toBe(200);
+    expect(after.serverSerial).toBe(r1.serverSerial);
+    // Only now is the device that never refreshed cut off (it cannot verify the WFM any more).
+    await expect(status(stale, stale.trustBundlePem)).rejects.toThrow();
+    expect((await refreshBundle(refreshed.pem)).sequence).toBe(seq0 + 2);
   });
 
   it("item 9: retiring the old anchor refuses old SVIDs, including on a live keep-alive connection", async () => {
     const oldCreds = await wfm.admit("retire-client");
-    await wfm.core.rotateAuthority();
+    await wfm.core.publishNextAuthority();
+    await wfm.core.activateNextAuthority(true);
     const anchors = wfm.identity.serverTls().anchorsPem;
     // A keep-alive connection authenticated by the soon-retired anchor.
     const live: TLSSocket = await new Promise((resolve, reject) => {

@@ -538,41 +538,83 @@ function stateName(state: DeploymentStatusManifest["components"][number]["state"
 
 export const caCommands: CommandSpec[] = [
   {
-    path: ["ca", "rotate"],
-    summary: "Start a CA rotation: a new anchor joins the trust bundle and issues new SVIDs.",
-    notes: ["Clients keep working; retire the old anchor with `ca retire` once all have renewed."],
+    path: ["ca", "show"],
+    summary:
+      "Show the trust bundle: anchors, fingerprints, spiffe_sequence, which root issues and what is pending.",
     run: (ctx) =>
       withAdmin(ctx, async (c) => {
-        const res = await c.call(c.client.rotateAuthority, {});
-        printBundle(
-          ctx,
-          res.spiffeSequence,
-          res.anchorFingerprints,
-          admin.RotateAuthorityResponse.toJSON(res),
-        );
+        printAuthority(ctx, (await c.call(c.client.getAuthorityStatus, {})).status);
+      }),
+  },
+  {
+    path: ["ca", "publish"],
+    summary:
+      "CA rotation step 1: a new root joins the trust bundle; issuance and the WFM SVID stay as they are.",
+    notes: [
+      "Devices pick up the new bundle within its refresh hint; then run `ca activate` (digest 5.6: publish both anchors, wait at least the refresh interval, switch issuance, retire the old one).",
+    ],
+    run: (ctx) =>
+      withAdmin(ctx, async (c) => {
+        printAuthority(ctx, (await c.call(c.client.publishNextAuthority, {})).status);
+      }),
+  },
+  {
+    path: ["ca", "activate"],
+    summary:
+      "CA rotation step 2: the published root issues from now on and the WFM SVID is re-minted from it.",
+    options: {
+      force: {
+        type: "boolean",
+        description:
+          "activate before the bundle refresh hint has passed since `ca publish` (devices that have not refreshed cannot verify SVIDs the new root issues them)",
+      },
+    },
+    notes: [
+      "Refused (exit 1) while nothing is published, or until the refresh hint has passed since publishing; the message says when it becomes allowed.",
+      "Devices that have not refreshed keep connecting (the new root is sent cross-signed by the old one) until `ca retire`. Re-issue client credentials (`client credentials`) before retiring.",
+    ],
+    run: (ctx) =>
+      withAdmin(ctx, async (c) => {
+        const res = await c.call(c.client.activateNextAuthority, {
+          force: ctx.values.force === true,
+        });
+        printAuthority(ctx, res.status);
       }),
   },
   {
     path: ["ca", "retire"],
-    summary: "Finish a CA rotation: drop every anchor but the issuing one from the trust bundle.",
+    summary:
+      "CA rotation step 3: drop every anchor that neither issues nor waits for activation from the trust bundle.",
+    notes: [
+      "SVIDs the retired roots issued stop working at once; nothing to retire changes nothing.",
+    ],
     run: (ctx) =>
       withAdmin(ctx, async (c) => {
-        const res = await c.call(c.client.retirePreviousAuthorities, {});
-        printBundle(
-          ctx,
-          res.spiffeSequence,
-          res.anchorFingerprints,
-          admin.RetirePreviousAuthoritiesResponse.toJSON(res),
-        );
+        printAuthority(ctx, (await c.call(c.client.retirePreviousAuthorities, {})).status);
       }),
   },
 ];
 
-function printBundle(ctx: CommandContext, seq: bigint, anchors: string[], json: unknown) {
+function printAuthority(ctx: CommandContext, st: admin.AuthorityStatus | undefined) {
+  if (!st) throw new Error("the WFM answered without an authority status");
   if (ctx.json) {
-    ctx.io.out(jsonLine(json));
+    ctx.io.out(jsonLine(admin.AuthorityStatus.toJSON(st)));
     return;
   }
-  ctx.io.out(`trust bundle spiffe_sequence ${seq}; anchors (issuing first):`);
-  for (const a of anchors) ctx.io.out(`  sha256:${a}`);
+  ctx.io.out(
+    `trust bundle spiffe_sequence ${st.spiffeSequence}, refresh hint ${st.refreshHintSeconds} s; anchors (issuing first):`,
+  );
+  for (const a of st.anchors) {
+    const role = admin
+      .trustAnchorRoleToJSON(a.role)
+      .replace(/^TRUST_ANCHOR_ROLE_/, "")
+      .toLowerCase();
+    const published = a.publishedAt ? `, published ${a.publishedAt.toISOString()}` : "";
+    ctx.io.out(`  ${role.padEnd(8)} sha256:${a.fingerprint}`);
+    ctx.io.out(`           ${a.subject}, expires ${a.notAfter?.toISOString() ?? "?"}${published}`);
+  }
+  if (st.activationAllowedAt)
+    ctx.io.out(
+      `pending: \`ca activate\` allowed from ${st.activationAllowedAt.toISOString()} (earlier with --force)`,
+    );
 }

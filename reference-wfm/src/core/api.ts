@@ -102,8 +102,17 @@ export interface Northbound {
   getDevice(clientId: string, deviceId: string): Promise<admin.Device | undefined>;
   /** Latest report per (client, deployment). */
   listStatuses(filter?: StatusFilter): Promise<admin.ReportedStatus[]>;
-  rotateAuthority(): Promise<admin.RotateAuthorityResponse>;
-  retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse>;
+  /** CA rotation step 1 (digest 5.6): a new root joins the bundle; issuance unchanged. */
+  publishNextAuthority(): Promise<admin.AuthorityStatus>;
+  /**
+   * Step 2: the published root issues, the WFM SVID is re-minted. `conflict` when nothing is
+   * published or the bundle refresh interval has not passed since publishing (unless `force`).
+   */
+  activateNextAuthority(force?: boolean): Promise<admin.AuthorityStatus>;
+  /** Step 3: drop anchors that neither issue nor wait for activation. */
+  retirePreviousAuthorities(): Promise<admin.AuthorityStatus>;
+  /** The bundle's anchors and where a rotation stands. */
+  authorityStatus(): Promise<admin.AuthorityStatus>;
   /**
    * Conformance reset: forget applications, deployments, devices and statuses; clients stay.
    * manifestVersion never goes back: a client that had deployments gets a new, empty manifest.

@@ -1,3 +1,4 @@
+import { type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
 import type { admin } from "@margo/proto";
 import type { CreateDeploymentInput, Northbound, ParameterValues } from "../core/api.js";
 import type { CallerVerifier } from "./peer.js";
@@ -91,9 +92,33 @@ export function adminImplementation(
       }),
       log,
     ),
-    rotateAuthority: unary(auth, () => core.rotateAuthority(), log),
-    retirePreviousAuthorities: unary(auth, () => core.retirePreviousAuthorities(), log),
+    publishNextAuthority: rotationStep(
+      unary(auth, async () => ({ status: await core.publishNextAuthority() }), log),
+    ),
+    activateNextAuthority: rotationStep(
+      unary(auth, async (req) => ({ status: await core.activateNextAuthority(req.force) }), log),
+    ),
+    retirePreviousAuthorities: rotationStep(
+      unary(auth, async () => ({ status: await core.retirePreviousAuthorities() }), log),
+    ),
+    getAuthorityStatus: unary(auth, async () => ({ status: await core.authorityStatus() }), log),
   };
+}
+
+/**
+ * A rotation step refused by the CA's state (too early, nothing pending) succeeds later once that
+ * state changes, which gRPC spells FAILED_PRECONDITION; the shared table's ALREADY_EXISTS for
+ * `conflict` would tell the operator the thing exists. The problem body stays the REST one.
+ */
+function rotationStep<Req, Res>(
+  handler: (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) =>
+    handler(call, (err, value) => {
+      if (err && "code" in err && err.code === status.ALREADY_EXISTS)
+        err.code = status.FAILED_PRECONDITION;
+      callback(err, value);
+    });
 }
 
 /** The fields both CreateDeploymentRequest and the driver's DeployRequest share. */

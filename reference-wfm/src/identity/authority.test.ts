@@ -1,7 +1,8 @@
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
-import { mkdtemp, readdir, readFile, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { admin } from "@margo/proto";
 import {
   anchorsFromBundleJson,
   type Issuer,
@@ -9,10 +10,12 @@ import {
   mintCertificate,
   mintSvid,
   pemToDer,
+  SvidVerificationError,
   verifySvid,
 } from "@margo/proto/identity";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultConfig, type WfmConfig } from "../config.js";
+import { WfmError } from "../core/errors.js";
 import { type FileIdentity, initIdentity, loadIdentity } from "./authority.js";
 import { IdentityError } from "./types.js";
 
@@ -44,7 +47,7 @@ function ruleOf(f: () => unknown): string {
     f();
     return "accepted";
   } catch (e) {
-    if (e instanceof IdentityError) return e.rule;
+    if (e instanceof IdentityError || e instanceof SvidVerificationError) return e.rule;
     throw e;
   }
 }
@@ -55,7 +58,7 @@ const chainOf = (pem: string) => pemToDer(pem);
 async function diskIssuer(c: WfmConfig): Promise<Issuer> {
   const dir = join(c.dataDir, "identity");
   const state = JSON.parse(await readFile(join(dir, "state.json"), "utf8"));
-  const a = state.authorities[0];
+  const a = state.authorities.find((x: { role: string }) => x.role === "issuing");
   const certDer = pemToDer(await readFile(join(dir, a.cert), "utf8"))[0] as Buffer;
   return {
     certDer,
@@ -279,49 +282,90 @@ describe("MIS documents", () => {
   });
 });
 
-describe("rotation", () => {
-  it("digest 5.6: rotation keeps old clients valid, issues from the new root, bumps the sequence; retirement drops the old anchor", async () => {
-    const c = await config();
+describe("rotation (digest 5.6: publish, wait, activate, retire)", () => {
+  const der = (pem: string) => chainOf(pem);
+  const serverChain = (id: FileIdentity) => der(id.serverTls().certChainPem);
+  const wfmVerifies = (id: FileIdentity, anchors: Buffer[]) =>
+    ruleOf(() => verifySvid(serverChain(id), anchors, { trustDomain: TD }));
+
+  it("publish changes only the bundle; activate switches issuance and keeps old-bundle devices verifying; retire cuts them off", async () => {
+    const c = await config({ bundleRefreshHintSeconds: 3600 });
     const id = await initIdentity(c);
     open.push(id);
     let changes = 0;
     id.onChange(() => changes++);
+    const oldAnchors = der(id.serverTls().anchorsPem);
     const oldClient = chainOf((await id.mintClient("old")).certificateChainPem);
-    const oldTls = id.serverTls();
-    const oldEtag = id.spiffeBundle().etag;
-    expect(id.verifyClient(oldClient).clientId).toBe("old");
+    const oldChainPem = id.serverTls().certChainPem;
 
-    const rotated = await id.rotateAuthority();
-    expect(rotated.spiffeSequence).toBe(2n);
-    expect(rotated.anchorFingerprints).toHaveLength(2);
+    const published = await id.publishNextAuthority();
+    expect(published.spiffeSequence).toBe(2n);
+    expect(published.anchors.map((a) => a.role)).toEqual([
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING,
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_NEXT,
+    ]);
+    const [oldFp, newFp] = published.anchorFingerprints;
+    expect(published.activationAllowedAt?.getTime()).toBe(
+      (published.anchors[1]?.publishedAt?.getTime() ?? 0) + 3600_000,
+    );
     expect(changes).toBe(1);
-    expect(id.spiffeBundle().etag).not.toBe(oldEtag);
-    expect(anchorsFromBundleJson(id.spiffeBundle().body).bundle.spiffeSequence).toBe(2n);
-    expect(id.verifyClient(oldClient).clientId).toBe("old");
+    // Issuance and the WFM SVID stay on the old root: a device with the old bundle notices nothing.
+    expect(id.serverTls().certChainPem).toBe(oldChainPem);
+    expect(wfmVerifies(id, oldAnchors)).toBe("accepted");
+    const midClient = chainOf((await id.mintClient("mid")).certificateChainPem);
+    expect(ruleOf(() => verifySvid(midClient, oldAnchors, { trustDomain: TD }))).toBe("accepted");
+    const bundleAfterPublish = id.spiffeBundle();
+    expect(anchorsFromBundleJson(bundleAfterPublish.body).anchors).toHaveLength(2);
+
+    // Too early without force: the reason names when it becomes allowed.
+    const early = await id.activateNextAuthority().catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(WfmError);
+    expect((early as WfmError).kind).toBe("conflict");
+    expect((early as WfmError).message).toContain(
+      published.activationAllowedAt?.toISOString() ?? "?",
+    );
+    expect(id.serverTls().certChainPem).toBe(oldChainPem);
+
+    const activated = await id.activateNextAuthority(true);
+    expect(activated.anchorFingerprints).toEqual([newFp, oldFp]);
+    expect(activated.anchors.map((a) => a.role)).toEqual([
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING,
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_PREVIOUS,
+    ]);
+    expect(activated.activationAllowedAt).toBeUndefined();
+    expect(changes).toBe(2);
+    // Same anchors, so the same bundle bytes and sequence: devices need not refetch.
+    expect(activated.spiffeSequence).toBe(2n);
+    expect(id.spiffeBundle().body.equals(bundleAfterPublish.body)).toBe(true);
+    // The new WFM SVID: leaf plus the new root cross-signed by the old one.
+    const newRoot = oldAnchors[0]
+      ? der(id.serverTls().anchorsPem).filter((a) => !a.equals(oldAnchors[0] as Buffer))
+      : [];
+    expect(serverChain(id)).toHaveLength(2);
+    expect(wfmVerifies(id, newRoot)).toBe("accepted");
+    expect(wfmVerifies(id, oldAnchors)).toBe("accepted");
     const newClient = chainOf((await id.mintClient("new")).certificateChainPem);
-    expect(id.verifyClient(newClient).clientId).toBe("new");
-    // The new WFM SVID and new clients chain to the new root alone.
-    const newRoot = chainOf(id.serverTls().anchorsPem).slice(0, 1);
-    expect(id.serverTls().certChainPem).not.toBe(oldTls.certChainPem);
-    expect(
-      verifySvid(chainOf(id.serverTls().certChainPem), newRoot, { trustDomain: TD }).spiffeId,
-    ).toBe(id.wfmSpiffeId);
-    expect(verifySvid(newClient, newRoot, { trustDomain: TD }).spiffeId).toContain("/client/new");
+    expect(ruleOf(() => verifySvid(newClient, newRoot, { trustDomain: TD }))).toBe("accepted");
+    expect(ruleOf(() => verifySvid(newClient, oldAnchors, { trustDomain: TD }))).toBe(
+      "svid.untrusted-chain",
+    );
+    expect(id.verifyClient(oldClient).clientId).toBe("old");
 
     const retired = await id.retirePreviousAuthorities();
-    expect(retired).toEqual({
-      spiffeSequence: 3n,
-      anchorFingerprints: [rotated.anchorFingerprints[0]],
-    });
-    expect(changes).toBe(2);
+    expect(retired.spiffeSequence).toBe(3n);
+    expect(retired.anchorFingerprints).toEqual([newFp]);
+    expect(changes).toBe(3);
     expect(ruleOf(() => id.verifyClient(oldClient))).toBe("svid.untrusted-chain");
     expect(id.verifyClient(newClient).clientId).toBe("new");
+    expect(serverChain(id)).toHaveLength(1);
+    expect(wfmVerifies(id, oldAnchors)).toBe("svid.untrusted-chain");
+    expect(wfmVerifies(id, newRoot)).toBe("accepted");
 
     // Nothing to retire: no change, no bump, no event.
     expect((await id.retirePreviousAuthorities()).spiffeSequence).toBe(3n);
-    expect(changes).toBe(2);
+    expect(changes).toBe(3);
 
-    // Durable: a reload sees sequence 3 and one anchor; old CA files and temp files are gone.
+    // Durable: a reload sees sequence 3 and one anchor; old CA, cross and temp files are gone.
     const again = await loadIdentity(c);
     open.push(again);
     expect(again.spiffeSequence).toBe(3n);
@@ -329,15 +373,104 @@ describe("rotation", () => {
     expect(again.spiffeBundle().body.equals(id.spiffeBundle().body)).toBe(true);
     const files = await readdir(join(c.dataDir, "identity"));
     expect(files.filter((f) => f.startsWith("ca-"))).toHaveLength(2);
+    expect(files.filter((f) => f.startsWith("xs-"))).toEqual([]);
     expect(files.filter((f) => f.endsWith(".tmp"))).toEqual([]);
     expect(files.filter((f) => f.startsWith("wfm-svid-"))).toHaveLength(2);
   });
 
-  it("concurrent rotations are serialised: each bumps the sequence exactly once", async () => {
+  it("activation is refused with nothing published, allowed without force once the refresh hint has passed", async () => {
+    const id = await init({ bundleRefreshHintSeconds: 1 });
+    const none = await id.activateNextAuthority(true).catch((e: unknown) => e);
+    expect(none).toMatchObject({ kind: "conflict" });
+    expect((none as Error).message).toContain("ca publish");
+    const before = id.serverTls().certChainPem;
+    await id.publishNextAuthority();
+    await expect(id.activateNextAuthority()).rejects.toMatchObject({ kind: "conflict" });
+    await new Promise((r) => setTimeout(r, 1100));
+    const done = await id.activateNextAuthority();
+    expect(done.anchors[0]?.role).toBe(admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING);
+    expect(id.serverTls().certChainPem).not.toBe(before);
+  });
+
+  it("one rotation at a time: a second publish is refused until activation; retire keeps the pending root", async () => {
     const id = await init();
-    const [a, b] = await Promise.all([id.rotateAuthority(), id.rotateAuthority()]);
-    expect([a.spiffeSequence, b.spiffeSequence].sort()).toEqual([2n, 3n]);
-    expect(id.anchorFingerprints()).toHaveLength(3);
+    const [a, b] = await Promise.allSettled([id.publishNextAuthority(), id.publishNextAuthority()]);
+    expect([a.status, b.status].sort()).toEqual(["fulfilled", "rejected"]);
+    expect(id.spiffeSequence).toBe(2n);
+    const retired = await id.retirePreviousAuthorities();
+    expect(retired.anchorFingerprints).toHaveLength(2);
+    expect(retired.spiffeSequence).toBe(2n);
+    await id.activateNextAuthority(true);
+    // The next rotation may start while the previous root is still in the bundle.
+    const third = await id.publishNextAuthority();
+    expect(third.spiffeSequence).toBe(3n);
+    expect(third.anchors.map((x) => x.role)).toEqual([
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING,
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_NEXT,
+      admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_PREVIOUS,
+    ]);
+    const r = await id.retirePreviousAuthorities();
+    expect(r.anchorFingerprints).toEqual(third.anchorFingerprints.slice(0, 2));
+    expect(r.spiffeSequence).toBe(4n);
+  });
+
+  it("a restart between the steps resumes where the rotation stood", async () => {
+    const c = await config({ bundleRefreshHintSeconds: 3600 });
+    const first = await initIdentity(c);
+    first.close();
+    const oldAnchors = der(first.serverTls().anchorsPem);
+    const published = await first.publishNextAuthority();
+
+    const afterPublish = await loadIdentity(c);
+    open.push(afterPublish);
+    expect(afterPublish.authorityStatus()).toEqual(published);
+    expect(afterPublish.serverTls().certChainPem).toBe(first.serverTls().certChainPem);
+    // Still issuing from the old root after the restart.
+    const client = chainOf((await afterPublish.mintClient("c")).certificateChainPem);
+    expect(ruleOf(() => verifySvid(client, oldAnchors, { trustDomain: TD }))).toBe("accepted");
+    // The wait is measured from publication, not from the restart.
+    await expect(afterPublish.activateNextAuthority()).rejects.toMatchObject({ kind: "conflict" });
+    const activated = await afterPublish.activateNextAuthority(true);
+
+    const afterActivate = await loadIdentity(c);
+    open.push(afterActivate);
+    expect(afterActivate.authorityStatus()).toEqual(activated);
+    expect(afterActivate.serverTls().certChainPem).toBe(afterPublish.serverTls().certChainPem);
+    expect(serverChain(afterActivate)).toHaveLength(2);
+    const fresh = chainOf((await afterActivate.mintClient("d")).certificateChainPem);
+    expect(ruleOf(() => verifySvid(fresh, oldAnchors, { trustDomain: TD }))).toBe(
+      "svid.untrusted-chain",
+    );
+    const retired = await afterActivate.retirePreviousAuthorities();
+    const afterRetire = await loadIdentity(c);
+    open.push(afterRetire);
+    expect(afterRetire.authorityStatus()).toEqual(retired);
+    expect(serverChain(afterRetire)).toHaveLength(1);
+  });
+
+  it("reads a format 1 state (issuing first, no roles) and writes format 2 on the next change", async () => {
+    const c = await config();
+    const id = await initIdentity(c);
+    id.close();
+    await id.publishNextAuthority();
+    await id.activateNextAuthority(true);
+    const file = join(c.dataDir, "identity", "state.json");
+    const v2 = JSON.parse(await readFile(file, "utf8"));
+    const issuingFirst = [...v2.authorities]
+      .reverse()
+      .map((a: { fingerprint: string; cert: string; key: string }) => ({
+        fingerprint: a.fingerprint,
+        cert: a.cert,
+        key: a.key,
+      }));
+    await writeFile(file, JSON.stringify({ ...v2, format: 1, authorities: issuingFirst }));
+    const old = await loadIdentity(c);
+    open.push(old);
+    expect(old.anchorFingerprints()).toEqual(id.anchorFingerprints());
+    expect(old.spiffeBundle().body.equals(id.spiffeBundle().body)).toBe(true);
+    await old.retirePreviousAuthorities();
+    expect(JSON.parse(await readFile(file, "utf8")).format).toBe(2);
+    expect(old.anchorFingerprints()).toEqual(id.anchorFingerprints().slice(0, 1));
   });
 
   it("renews the WFM SVID at 2/3 of its lifetime and tells listeners", async () => {

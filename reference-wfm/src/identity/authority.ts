@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, webcrypto, X509Certificate } from "node:crypto";
 import { chmod, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
-import type { admin } from "@margo/proto";
+import { admin } from "@margo/proto";
 import {
   certificateFingerprint,
   createRootCa,
@@ -14,6 +14,7 @@ import {
   isValidTrustDomain,
   type MintedCertificate,
   miafName,
+  mintCertificate,
   mintSvid,
   operatorSpiffeId,
   pemToDer,
@@ -29,6 +30,7 @@ import {
 } from "@margo/proto/identity";
 import { encodeDiscoveryDocument } from "@margo/proto/wire";
 import type { WfmConfig } from "../config.js";
+import { WfmError } from "../core/errors.js";
 import {
   IdentityError,
   type ServedDocument,
@@ -43,10 +45,17 @@ export { writeCredentials } from "@margo/proto/identity";
 /**
  * The WFM's trust domain authority, kept as files under `<dataDir>/identity/` (0700):
  *
- * - `state.json`           which anchors are in the bundle (issuing one first), spiffe_sequence and
- *                          which files hold the WFM SVID; the single commit point of every change
+ * - `state.json`           which anchors are in the bundle (in publication order, each with its
+ *                          role in a rotation), spiffe_sequence and which files hold the WFM SVID;
+ *                          the single commit point of every change
  * - `ca-<fp16>.pem/.key`   one root CA per anchor (P-256), named by its SHA-256 fingerprint
+ * - `xs-<fp16>-by-<fp16>.pem`  the issuing root cross-signed by an older anchor still in the bundle
  * - `wfm-svid-<serial>.pem/.key`  the WFM's own SVID (leaf only; roots are in the bundle)
+ *
+ * CA rotation follows digest 5.6 in three operator steps, each one commit: publish (a `next` root
+ * joins the bundle, nothing else changes), activate (it becomes `issuing`, the old one
+ * `previous`, the WFM SVID is re-minted), retire (`previous` anchors leave the bundle). A restart
+ * between steps resumes from state.json.
  *
  * Every file is 0600 and written atomically. A change writes its new files first under fresh
  * names and then replaces state.json, so a crash at any point leaves the previous consistent
@@ -55,7 +64,8 @@ export { writeCredentials } from "@margo/proto/identity";
 
 const IDENTITY_DIR = "identity";
 const STATE_FILE = "state.json";
-const STATE_FORMAT = 1;
+/** Format 1 listed the issuing anchor first and knew no roles; it is still read. */
+const STATE_FORMAT = 2;
 /** Validity bounds may be off by this much: devices with rough clocks still connect (digest 5.2). */
 const CLOCK_SKEW_SECONDS = 30;
 /** Renew the WFM SVID at this fraction of its lifetime. */
@@ -64,14 +74,31 @@ const RENEW_AT = 2 / 3;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const VERIFY_CACHE_MAX = 20_000;
 
+/** What an anchor is for during a rotation (digest 5.6). */
+type AnchorRole = "issuing" | "next" | "previous";
+
+interface AuthorityEntry {
+  fingerprint: string;
+  cert: string;
+  key: string;
+  role: AnchorRole;
+  /** ISO time it joined the bundle; absent for anchors from format 1. */
+  publishedAt?: string;
+  /**
+   * This root cross-signed by older anchors of the bundle (files), sent after the WFM SVID so a
+   * device that still holds only an older anchor keeps verifying the WFM until that one retires.
+   */
+  crossSigned?: { by: string; cert: string }[];
+}
+
 interface StateFile {
   format: number;
   trustDomain: string;
   wfmId: string;
   /** Decimal uint64 (JSON numbers would lose precision beyond 2^53). */
   spiffeSequence: string;
-  /** Issuing authority first. */
-  authorities: { fingerprint: string; cert: string; key: string }[];
+  /** In publication order (the bundle's order, so activation leaves its bytes alone). */
+  authorities: AuthorityEntry[];
   wfmSvid: { cert: string; key: string };
 }
 
@@ -79,7 +106,11 @@ interface Authority {
   fingerprint: string;
   certDer: Buffer;
   certPem: string;
-  /** Only the issuing authority's key is loaded; retired-to-be ones never sign again. */
+  subject: string;
+  notAfter: Date;
+  /** PEM of this root's cross-certificates (only the issuing root has any that matter). */
+  crossPem: string[];
+  /** Only the issuing authority's key is loaded; the others sign only when they must. */
   privateKey?: CryptoKey;
 }
 
@@ -188,9 +219,55 @@ export class FileIdentity implements WfmIdentity {
     return BigInt(this.state.spiffeSequence);
   }
 
-  /** SHA-256 (hex) of every anchor in the bundle, issuing one first. */
+  /** SHA-256 (hex) of every anchor in the bundle: issuing, then next, then previous (newest first). */
   anchorFingerprints(): string[] {
-    return this.authorities.map((a) => a.fingerprint);
+    return this.ranked().map(({ a }) => a.fingerprint);
+  }
+
+  /** The anchors with their roles, in the order anchorFingerprints() promises. */
+  private ranked(): { a: Authority; e: AuthorityEntry }[] {
+    const rank: Record<AnchorRole, number> = { issuing: 0, next: 1, previous: 2 };
+    return this.authorities
+      .map((a, i) => ({ a, e: this.entry(i), i }))
+      .sort((x, y) => rank[x.e.role] - rank[y.e.role] || y.i - x.i)
+      .map(({ a, e }) => ({ a, e }));
+  }
+
+  private entry(i: number): AuthorityEntry {
+    const e = this.state.authorities[i];
+    if (!e) throw new Error(`identity state has no authority ${i}`);
+    return e;
+  }
+
+  private indexOf(role: AnchorRole): number {
+    return this.state.authorities.findIndex((e) => e.role === role);
+  }
+
+  /** The trust bundle and where a rotation stands (`margo-wfm ca show`). */
+  authorityStatus(): admin.AuthorityStatus {
+    const hint = this.config.bundleRefreshHintSeconds;
+    const next = this.state.authorities.find((e) => e.role === "next");
+    const roles: Record<AnchorRole, admin.TrustAnchorRole> = {
+      issuing: admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING,
+      next: admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_NEXT,
+      previous: admin.TrustAnchorRole.TRUST_ANCHOR_ROLE_PREVIOUS,
+    };
+    const anchors = this.ranked().map(({ a, e }) => ({
+      fingerprint: a.fingerprint,
+      role: roles[e.role],
+      subject: a.subject,
+      notAfter: a.notAfter,
+      publishedAt: e.publishedAt === undefined ? undefined : new Date(e.publishedAt),
+    }));
+    return {
+      spiffeSequence: this.spiffeSequence,
+      anchorFingerprints: anchors.map((a) => a.fingerprint),
+      anchors,
+      refreshHintSeconds: hint,
+      activationAllowedAt: next?.publishedAt
+        ? new Date(Date.parse(next.publishedAt) + hint * 1000)
+        : undefined,
+    };
   }
 
   /** When the current WFM SVID expires (its renewal is scheduled at 2/3 of its lifetime). */
@@ -199,8 +276,11 @@ export class FileIdentity implements WfmIdentity {
   }
 
   serverTls(): TlsMaterial {
+    const issuing = this.authorities[this.indexOf("issuing")];
     return {
-      certChainPem: this.wfmSvid.certPem,
+      // Cross-certificates after the leaf: a device that has not refreshed its bundle since the
+      // last activation still finds a path to the older anchor it holds.
+      certChainPem: this.wfmSvid.certPem + (issuing?.crossPem.join("") ?? ""),
       keyPem: this.wfmSvid.keyPem,
       anchorsPem: this.authorities.map((a) => a.certPem).join(""),
     };
@@ -313,76 +393,147 @@ export class FileIdentity implements WfmIdentity {
   }
 
   /**
-   * Start a CA rotation (digest 5.6): a new root joins the bundle ahead of the old ones and issues
-   * from now on, the WFM SVID is re-minted from it, spiffe_sequence + 1. Old anchors stay, so
-   * clients holding SVIDs from them keep working until retirePreviousAuthorities().
+   * Rotation step 1 (digest 5.6 "publish both"): a new root joins the bundle as `next`,
+   * spiffe_sequence + 1. Issuance and the WFM SVID stay on the current root, so a device holding
+   * only the old bundle notices nothing, and can fetch the new bundle over a connection it
+   * still trusts. One rotation at a time: refused while a published root waits for activation.
    */
-  rotateAuthority(): Promise<admin.RotateAuthorityResponse> {
+  publishNextAuthority(): Promise<admin.AuthorityStatus> {
     return this.serialized(async () => {
+      const pending = this.state.authorities.find((e) => e.role === "next");
+      if (pending)
+        throw new WfmError(
+          "conflict",
+          `root ${pending.fingerprint.slice(0, 16)} was published at ${pending.publishedAt} and is not active yet: activate it (margo-wfm ca activate) before publishing another`,
+        );
       const seq = this.spiffeSequence + 1n;
       const root = await createRootCa({
         trustDomain: this.trustDomain,
         commonName: `Margo root CA ${seq}`,
       });
-      const authority = await this.writeAuthority(root);
-      const issuer = { certDer: root.certDer, privateKey: root.keys.privateKey };
-      const svid = await this.mintWfmSvid(issuer);
-      const svidFiles = await this.writeWfmSvid(svid);
-      const old = this.state.authorities;
+      const written = await writeAuthorityFiles(this.dir, root);
       await this.commit(
         {
           ...this.state,
+          format: STATE_FORMAT,
           spiffeSequence: seq.toString(),
-          authorities: [authority.entry, ...old],
-          wfmSvid: svidFiles,
+          authorities: [
+            ...this.state.authorities,
+            { ...written.entry, role: "next", publishedAt: new Date().toISOString() },
+          ],
         },
-        [
-          { ...authority.loaded, privateKey: root.keys.privateKey },
-          ...this.authorities.map(({ privateKey: _, ...a }) => a),
-        ],
-        {
-          certPem: svid.certPem,
-          keyPem: svid.keyPem,
-          notBefore: svid.notBefore,
-          notAfter: svid.notAfter,
-        },
+        [...this.authorities, written.loaded],
+        this.wfmSvid,
       );
-      return { spiffeSequence: seq, anchorFingerprints: this.anchorFingerprints() };
+      return this.authorityStatus();
     });
   }
 
-  /** Finish a rotation: only the issuing anchor stays in the bundle (spiffe_sequence + 1). */
-  retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse> {
+  /**
+   * Rotation step 2 ("switch issuance"): the published root issues from now on and the WFM SVID is
+   * re-minted from it. Devices had `bundleRefreshHintSeconds` to fetch the bundle naming it, so
+   * an earlier activation needs `force`. The new root is cross-signed by every older anchor still
+   * in the bundle and sent after the WFM SVID, so a device that missed the refresh is cut off only
+   * when its anchor retires. The bundle itself does not change (same anchors, same sequence).
+   */
+  activateNextAuthority(force = false): Promise<admin.AuthorityStatus> {
     return this.serialized(async () => {
-      if (this.authorities.length > 1) {
-        const [issuing] = this.state.authorities;
-        const [issuingLoaded] = this.authorities;
-        if (!issuing || !issuingLoaded) throw new Error("identity state has no issuing authority");
+      const ni = this.indexOf("next");
+      const next = this.state.authorities[ni];
+      const nextLoaded = this.authorities[ni];
+      if (!next || !nextLoaded)
+        throw new WfmError(
+          "conflict",
+          "no published root is waiting for activation: publish one first (margo-wfm ca publish)",
+        );
+      const hint = this.config.bundleRefreshHintSeconds;
+      const allowedAt = next.publishedAt ? Date.parse(next.publishedAt) + hint * 1000 : 0;
+      const wait = Math.ceil((allowedAt - Date.now()) / 1000);
+      if (!force && wait > 0)
+        throw new WfmError(
+          "conflict",
+          `root ${next.fingerprint.slice(0, 16)} was published at ${next.publishedAt}; devices refresh the trust bundle every ${hint} s, so activation is allowed from ${new Date(allowedAt).toISOString()} (in ${wait} s), or now with force (devices that have not refreshed then cannot verify SVIDs the new root issues them)`,
+        );
+      const privateKey = await importPrivateKeyPem(
+        await readFile(join(this.dir, next.key), "utf8"),
+      );
+      const issuer = { certDer: nextLoaded.certDer, privateKey };
+      const crossSigned: { by: string; cert: string }[] = [];
+      const crossPem: string[] = [];
+      for (const [i, e] of this.state.authorities.entries()) {
+        const signer = this.authorities[i];
+        if (i === ni || !signer) continue;
+        const key =
+          signer.privateKey ??
+          (await importPrivateKeyPem(await readFile(join(this.dir, e.key), "utf8")));
+        const cross = await crossSign(nextLoaded, privateKey, {
+          certDer: signer.certDer,
+          privateKey: key,
+        });
+        const file = `xs-${next.fingerprint.slice(0, 16)}-by-${e.fingerprint.slice(0, 16)}.pem`;
+        await writeFileAtomic(join(this.dir, file), cross.certPem, 0o600);
+        crossSigned.push({ by: e.fingerprint, cert: file });
+        crossPem.push(cross.certPem);
+      }
+      const svid = await mintWfmSvid(this.config, issuer);
+      const svidFiles = await writeWfmSvidFiles(this.dir, svid);
+      await this.commit(
+        {
+          ...this.state,
+          format: STATE_FORMAT,
+          authorities: this.state.authorities.map((e, i): AuthorityEntry => {
+            if (i === ni) return { ...e, role: "issuing", crossSigned };
+            const { crossSigned: _, ...rest } = e;
+            return e.role === "issuing" ? { ...rest, role: "previous" } : e;
+          }),
+          wfmSvid: svidFiles,
+        },
+        this.authorities.map(({ privateKey: _, ...a }, i) =>
+          i === ni ? { ...a, crossPem, privateKey } : { ...a, crossPem: [] },
+        ),
+        svidOf(svid),
+      );
+      return this.authorityStatus();
+    });
+  }
+
+  /**
+   * Rotation step 3 ("retire old"): every `previous` anchor leaves the bundle (spiffe_sequence +
+   * 1), with the cross-certificates it signed. The issuing root and a published `next` one stay,
+   * so retiring can never cut the WFM off from devices that followed the rotation. Nothing to
+   * retire is no change at all.
+   */
+  retirePreviousAuthorities(): Promise<admin.AuthorityStatus> {
+    return this.serialized(async () => {
+      const keep = this.state.authorities
+        .map((e, i) => ({ e, a: this.authorities[i] }))
+        .filter(({ e }) => e.role !== "previous");
+      if (keep.length < this.authorities.length) {
         await this.commit(
           {
             ...this.state,
+            format: STATE_FORMAT,
             spiffeSequence: (this.spiffeSequence + 1n).toString(),
-            authorities: [issuing],
+            // Every cross-certificate was signed by an anchor that is `previous` by now.
+            authorities: keep.map(({ e }) => {
+              const { crossSigned: _, ...rest } = e;
+              return rest;
+            }),
           },
-          [issuingLoaded],
+          keep.flatMap(({ a }) => (a ? [{ ...a, crossPem: [] }] : [])),
           this.wfmSvid,
         );
       }
-      return { spiffeSequence: this.spiffeSequence, anchorFingerprints: this.anchorFingerprints() };
+      return this.authorityStatus();
     });
   }
 
   /** Re-mint the WFM SVID from the issuing authority now (the renewal timer calls this). */
   renewWfmSvid(): Promise<void> {
     return this.serialized(async () => {
-      const svid = await this.mintWfmSvid(this.issuer());
-      const files = await this.writeWfmSvid(svid);
-      await this.commit({ ...this.state, wfmSvid: files }, this.authorities, {
-        certPem: svid.certPem,
-        keyPem: svid.keyPem,
-        notBefore: svid.notBefore,
-        notAfter: svid.notAfter,
-      });
+      const svid = await mintWfmSvid(this.config, this.issuer());
+      const files = await writeWfmSvidFiles(this.dir, svid);
+      await this.commit({ ...this.state, wfmSvid: files }, this.authorities, svidOf(svid));
     });
   }
 
@@ -428,23 +579,9 @@ export class FileIdentity implements WfmIdentity {
   }
 
   private issuer(): Issuer {
-    const a = this.authorities[0];
+    const a = this.authorities[this.indexOf("issuing")];
     if (!a?.privateKey) throw new Error("identity state has no issuing key");
     return { certDer: a.certDer, privateKey: a.privateKey };
-  }
-
-  private mintWfmSvid(issuer: Issuer): Promise<MintedCertificate> {
-    return mintWfmSvid(this.config, issuer);
-  }
-
-  private async writeAuthority(
-    root: MintedCertificate,
-  ): Promise<{ entry: StateFile["authorities"][number]; loaded: Authority }> {
-    return writeAuthorityFiles(this.dir, root);
-  }
-
-  private writeWfmSvid(svid: MintedCertificate): Promise<StateFile["wfmSvid"]> {
-    return writeWfmSvidFiles(this.dir, svid);
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -504,16 +641,63 @@ function mintWfmSvid(config: WfmConfig, issuer: Issuer): Promise<MintedCertifica
   });
 }
 
+function svidOf(svid: MintedCertificate): WfmSvid {
+  return {
+    certPem: svid.certPem,
+    keyPem: svid.keyPem,
+    notBefore: svid.notBefore,
+    notAfter: svid.notAfter,
+  };
+}
+
+/** A root's in-memory form (without key); subject and expiry are for `ca show`. */
+function loadedAuthority(certDer: Buffer, certPem: string, crossPem: string[] = []): Authority {
+  const x = new X509Certificate(certDer);
+  return {
+    fingerprint: certificateFingerprint(certDer),
+    certDer,
+    certPem,
+    subject: x.subject.split("\n").join(", "),
+    notAfter: new Date(x.validTo),
+    crossPem,
+  };
+}
+
+/**
+ * `root` re-issued by `signer`: same subject, same key, so SVIDs `root` signs also chain to the
+ * signer. Valid no longer than either certificate, so it can never outlive the older anchor.
+ */
+async function crossSign(
+  root: Authority,
+  rootKey: CryptoKey,
+  signer: Issuer,
+): Promise<MintedCertificate> {
+  const x = new X509Certificate(root.certDer);
+  const spki = x.publicKey.export({ type: "spki", format: "der" });
+  const publicKey = await webcrypto.subtle.importKey("spki", spki, rootKey.algorithm, true, [
+    "verify",
+  ]);
+  const signerNotAfter = new Date(new X509Certificate(signer.certDer).validTo);
+  return mintCertificate({
+    subject: root.subject,
+    issuer: signer,
+    keys: { publicKey, privateKey: rootKey },
+    ca: true,
+    keyUsage: ["keyCertSign", "cRLSign", "digitalSignature"],
+    notAfter: root.notAfter < signerNotAfter ? root.notAfter : signerNotAfter,
+  });
+}
+
 async function writeAuthorityFiles(
   dir: string,
   root: MintedCertificate,
-): Promise<{ entry: StateFile["authorities"][number]; loaded: Authority }> {
+): Promise<{ entry: Omit<AuthorityEntry, "role">; loaded: Authority }> {
   const fingerprint = certificateFingerprint(root.certDer);
   const base = `ca-${fingerprint.slice(0, 16)}`;
   const entry = { fingerprint, cert: `${base}.pem`, key: `${base}.key` };
   await writeFileAtomic(join(dir, entry.key), root.keyPem, 0o600);
   await writeFileAtomic(join(dir, entry.cert), root.certPem, 0o600);
-  return { entry, loaded: { fingerprint, certDer: root.certDer, certPem: root.certPem } };
+  return { entry, loaded: loadedAuthority(root.certDer, root.certPem) };
 }
 
 async function writeWfmSvidFiles(
@@ -531,7 +715,8 @@ async function writeState(dir: string, state: StateFile): Promise<void> {
   await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }
 
-const OWNED_FILE = /^(ca-[0-9a-f]{16}|wfm-svid-[0-9a-f]{16})\.(pem|key)$|\.tmp$/;
+const OWNED_FILE =
+  /^(ca-[0-9a-f]{16}|wfm-svid-[0-9a-f]{16})\.(pem|key)$|^xs-[0-9a-f]{16}-by-[0-9a-f]{16}\.pem$|\.tmp$/;
 
 /** Delete files a committed state no longer names (and temp files of interrupted writes). */
 async function removeUnreferenced(dir: string, state: StateFile): Promise<void> {
@@ -539,7 +724,11 @@ async function removeUnreferenced(dir: string, state: StateFile): Promise<void> 
     STATE_FILE,
     state.wfmSvid.cert,
     state.wfmSvid.key,
-    ...state.authorities.flatMap((a) => [a.cert, a.key]),
+    ...state.authorities.flatMap((a) => [
+      a.cert,
+      a.key,
+      ...(a.crossSigned ?? []).map((x) => x.cert),
+    ]),
   ]);
   let removed = false;
   for (const f of await readdir(dir)) {
@@ -586,7 +775,7 @@ export async function initIdentity(config: WfmConfig): Promise<FileIdentity> {
     trustDomain: config.trustDomain,
     wfmId: config.wfmId,
     spiffeSequence: "1",
-    authorities: [authority.entry],
+    authorities: [{ ...authority.entry, role: "issuing", publishedAt: new Date().toISOString() }],
     wfmSvid: svidFiles,
   };
   await writeState(dir, state);
@@ -595,12 +784,7 @@ export async function initIdentity(config: WfmConfig): Promise<FileIdentity> {
     config,
     state,
     [{ ...authority.loaded, privateKey: root.keys.privateKey }],
-    {
-      certPem: svid.certPem,
-      keyPem: svid.keyPem,
-      notBefore: svid.notBefore,
-      notAfter: svid.notAfter,
-    },
+    svidOf(svid),
   );
   identity.scheduleRenewal();
   return identity;
@@ -623,6 +807,7 @@ export async function loadIdentity(config: WfmConfig): Promise<FileIdentity> {
       `no trust domain in ${dir} (run margo-wfm init first): ${e instanceof Error ? e.message : e}`,
     );
   }
+  if (state.format === 1) state = fromFormat1(state);
   if (state.format !== STATE_FORMAT)
     throw new IdentityError(
       "identity.format",
@@ -634,7 +819,7 @@ export async function loadIdentity(config: WfmConfig): Promise<FileIdentity> {
       `${dir} belongs to ${wfmSpiffeId(state.trustDomain, state.wfmId)}, not to ${wfmSpiffeId(config.trustDomain, config.wfmId)}`,
     );
   const authorities: Authority[] = [];
-  for (const [i, a] of state.authorities.entries()) {
+  for (const a of state.authorities) {
     const certPem = await readFile(join(dir, a.cert), "utf8");
     const certDer = pemToDer(certPem)[0];
     if (!certDer || certificateFingerprint(certDer) !== a.fingerprint)
@@ -642,13 +827,18 @@ export async function loadIdentity(config: WfmConfig): Promise<FileIdentity> {
         "identity.corrupt",
         `${a.cert} does not hold anchor ${a.fingerprint}`,
       );
-    const loaded: Authority = { fingerprint: a.fingerprint, certDer, certPem };
-    if (i === 0)
+    const crossPem: string[] = [];
+    for (const x of a.crossSigned ?? []) crossPem.push(await readFile(join(dir, x.cert), "utf8"));
+    const loaded = loadedAuthority(certDer, certPem, crossPem);
+    if (a.role === "issuing")
       loaded.privateKey = await importPrivateKeyPem(await readFile(join(dir, a.key), "utf8"));
     authorities.push(loaded);
   }
-  if (authorities.length === 0)
-    throw new IdentityError("identity.corrupt", `${dir}/${STATE_FILE} lists no authority`);
+  if (state.authorities.filter((a) => a.role === "issuing").length !== 1)
+    throw new IdentityError(
+      "identity.corrupt",
+      `${dir}/${STATE_FILE} must name exactly one issuing authority`,
+    );
   const svid = svidFromPem(
     await readFile(join(dir, state.wfmSvid.cert), "utf8"),
     await readFile(join(dir, state.wfmSvid.key), "utf8"),
@@ -659,6 +849,24 @@ export async function loadIdentity(config: WfmConfig): Promise<FileIdentity> {
   if (Date.now() >= due) await identity.renewWfmSvid();
   else identity.scheduleRenewal();
   return identity;
+}
+
+/**
+ * Format 1 listed the issuing anchor first and older ones after it, without roles. Read as
+ * publication order (oldest first) with the first one issuing; written as format 2 on the next
+ * change.
+ */
+function fromFormat1(state: StateFile): StateFile {
+  const [issuing, ...older] = state.authorities;
+  if (!issuing) return state;
+  return {
+    ...state,
+    format: STATE_FORMAT,
+    authorities: [
+      ...older.reverse().map((a): AuthorityEntry => ({ ...a, role: "previous" })),
+      { ...issuing, role: "issuing" },
+    ],
+  };
 }
 
 /** PEM of every anchor in DER order; exported for tests that build TLS contexts by hand. */

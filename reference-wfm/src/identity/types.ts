@@ -64,8 +64,25 @@ export interface WfmIdentity {
   mintClient(clientId: string, lifetimeSeconds?: number): Promise<admin.ClientCredentials>;
   /** Mint operator credentials for the CLI (same shape as client credentials). */
   mintOperator(name: string, lifetimeSeconds?: number): Promise<admin.ClientCredentials>;
-  rotateAuthority(): Promise<admin.RotateAuthorityResponse>;
-  retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse>;
+  /**
+   * CA rotation in the three steps of digest 5.6, so no device ever meets a certificate it cannot
+   * verify. Step 1: a new root joins the bundle (spiffe_sequence + 1); issuance and the WFM SVID
+   * stay on the current root. WfmError `conflict` while a published root is not yet active.
+   */
+  publishNextAuthority(): Promise<admin.AuthorityStatus>;
+  /**
+   * Step 2: the published root issues from now on and the WFM SVID is re-minted from it (fires
+   * onChange). WfmError `conflict` when nothing is published, or before `bundleRefreshHintSeconds`
+   * have passed since publishing unless `force` (the message says when it becomes allowed).
+   */
+  activateNextAuthority(force?: boolean): Promise<admin.AuthorityStatus>;
+  /**
+   * Step 3: drop every anchor that neither issues nor waits for activation (spiffe_sequence + 1
+   * when one goes). A no-op when there is none.
+   */
+  retirePreviousAuthorities(): Promise<admin.AuthorityStatus>;
+  /** The bundle's anchors with their roles, and when a pending activation stops needing force. */
+  authorityStatus(): admin.AuthorityStatus;
   /** Called after any change of serverTls() or the bundle; returns the unsubscribe function. */
   onChange(listener: () => void): () => void;
 }

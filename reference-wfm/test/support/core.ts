@@ -15,6 +15,11 @@ import type { ApplicationRecord } from "../../src/store/store.js";
  * durability.
  */
 
+/** A fixed AuthorityStatus: the core only passes rotation results through. */
+function fakeStatus(spiffeSequence: bigint, anchorFingerprints: string[]): admin.AuthorityStatus {
+  return { spiffeSequence, anchorFingerprints, anchors: [], refreshHintSeconds: 300 };
+}
+
 /** A WfmIdentity that records what it was asked to mint; TLS material is never used here. */
 export class FakeIdentity implements WfmIdentity {
   readonly trustDomain = "core.test";
@@ -22,6 +27,8 @@ export class FakeIdentity implements WfmIdentity {
   readonly wfmSpiffeId = "spiffe://core.test/margo/wfm/wfm-1";
   readonly minted: Array<{ clientId: string; lifetimeSeconds: number | undefined }> = [];
   rotations = 0;
+  /** The `force` of each activation asked for. */
+  readonly activations: boolean[] = [];
   retirements = 0;
 
   serverTls(): TlsMaterial {
@@ -53,13 +60,20 @@ export class FakeIdentity implements WfmIdentity {
   mintOperator(name: string): Promise<admin.ClientCredentials> {
     return this.mintClient(`operator-${name}`);
   }
-  async rotateAuthority(): Promise<admin.RotateAuthorityResponse> {
+  async publishNextAuthority(): Promise<admin.AuthorityStatus> {
     this.rotations++;
-    return { spiffeSequence: 2n, anchorFingerprints: ["new", "old"] };
+    return fakeStatus(2n, ["old", "new"]);
   }
-  async retirePreviousAuthorities(): Promise<admin.RetirePreviousAuthoritiesResponse> {
+  async activateNextAuthority(force?: boolean): Promise<admin.AuthorityStatus> {
+    this.activations.push(force === true);
+    return fakeStatus(2n, ["new", "old"]);
+  }
+  async retirePreviousAuthorities(): Promise<admin.AuthorityStatus> {
     this.retirements++;
-    return { spiffeSequence: 3n, anchorFingerprints: ["new"] };
+    return fakeStatus(3n, ["new"]);
+  }
+  authorityStatus(): admin.AuthorityStatus {
+    return fakeStatus(3n, ["new"]);
   }
   onChange(): () => void {
     return () => {};

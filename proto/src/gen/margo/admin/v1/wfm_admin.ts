@@ -25,6 +25,55 @@ import { ApplicationDescription } from "../../model/v1/application_description.j
 import { DeploymentStatusManifest } from "../../model/v1/deployment_status.js";
 import { DeviceCapabilitiesManifest } from "../../model/v1/device_capabilities.js";
 
+/** TrustAnchorRole is what an anchor of the bundle is for in the rotation of digest 5.6. */
+export enum TrustAnchorRole {
+  TRUST_ANCHOR_ROLE_UNSPECIFIED = 0,
+  /** TRUST_ANCHOR_ROLE_ISSUING - Signs every SVID minted now, the WFM's own included. */
+  TRUST_ANCHOR_ROLE_ISSUING = 1,
+  /** TRUST_ANCHOR_ROLE_NEXT - Published, waiting for ActivateNextAuthority. */
+  TRUST_ANCHOR_ROLE_NEXT = 2,
+  /** TRUST_ANCHOR_ROLE_PREVIOUS - Issued before; still trusted until RetirePreviousAuthorities. */
+  TRUST_ANCHOR_ROLE_PREVIOUS = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function trustAnchorRoleFromJSON(object: any): TrustAnchorRole {
+  switch (object) {
+    case 0:
+    case "TRUST_ANCHOR_ROLE_UNSPECIFIED":
+      return TrustAnchorRole.TRUST_ANCHOR_ROLE_UNSPECIFIED;
+    case 1:
+    case "TRUST_ANCHOR_ROLE_ISSUING":
+      return TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING;
+    case 2:
+    case "TRUST_ANCHOR_ROLE_NEXT":
+      return TrustAnchorRole.TRUST_ANCHOR_ROLE_NEXT;
+    case 3:
+    case "TRUST_ANCHOR_ROLE_PREVIOUS":
+      return TrustAnchorRole.TRUST_ANCHOR_ROLE_PREVIOUS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TrustAnchorRole.UNRECOGNIZED;
+  }
+}
+
+export function trustAnchorRoleToJSON(object: TrustAnchorRole): string {
+  switch (object) {
+    case TrustAnchorRole.TRUST_ANCHOR_ROLE_UNSPECIFIED:
+      return "TRUST_ANCHOR_ROLE_UNSPECIFIED";
+    case TrustAnchorRole.TRUST_ANCHOR_ROLE_ISSUING:
+      return "TRUST_ANCHOR_ROLE_ISSUING";
+    case TrustAnchorRole.TRUST_ANCHOR_ROLE_NEXT:
+      return "TRUST_ANCHOR_ROLE_NEXT";
+    case TrustAnchorRole.TRUST_ANCHOR_ROLE_PREVIOUS:
+      return "TRUST_ANCHOR_ROLE_PREVIOUS";
+    case TrustAnchorRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Client is one admitted WFM Client. */
 export interface Client {
   /** The wfm-client-id segment of its SPIFFE ID (digest 5.1). */
@@ -261,15 +310,54 @@ export interface ListDeploymentStatusesResponse {
   statuses: ReportedStatus[];
 }
 
-/** RotateAuthorityRequest is empty. */
-export interface RotateAuthorityRequest {
+/** TrustAnchor is one root CA of the trust bundle. */
+export interface TrustAnchor {
+  /** SHA-256 of the DER certificate, hex. */
+  fingerprint: string;
+  role: TrustAnchorRole;
+  /** The certificate's subject, e.g. "O=example.org, CN=Margo root CA 2". */
+  subject: string;
+  notAfter?:
+    | Date
+    | undefined;
+  /** When it joined the bundle; absent for anchors published before this was recorded. */
+  publishedAt?: Date | undefined;
 }
 
-/** RotateAuthorityResponse describes the bundle after the change. */
-export interface RotateAuthorityResponse {
+/** AuthorityStatus describes the trust bundle and where a rotation stands. */
+export interface AuthorityStatus {
   spiffeSequence: bigint;
-  /** SHA-256 fingerprints (hex) of the anchors now in the bundle, issuing one first. */
+  /** SHA-256 fingerprints (hex) of the anchors in the bundle, issuing one first. */
   anchorFingerprints: string[];
+  /** The same anchors with their role, issuing one first. */
+  anchors: TrustAnchor[];
+  /** spiffe_refresh_hint of the served bundle: the least wait between publishing and activating. */
+  refreshHintSeconds: number;
+  /** When ActivateNextAuthority stops needing `force`; absent when no root is waiting. */
+  activationAllowedAt?: Date | undefined;
+}
+
+/** PublishNextAuthorityRequest is empty. */
+export interface PublishNextAuthorityRequest {
+}
+
+/** PublishNextAuthorityResponse describes the bundle after the change. */
+export interface PublishNextAuthorityResponse {
+  status?: AuthorityStatus | undefined;
+}
+
+/** ActivateNextAuthorityRequest switches issuance to the published root. */
+export interface ActivateNextAuthorityRequest {
+  /**
+   * Activate before the refresh interval has passed: devices that have not fetched the new
+   * bundle yet cannot verify SVIDs the new root issues to them until they do.
+   */
+  force: boolean;
+}
+
+/** ActivateNextAuthorityResponse describes the bundle after the change. */
+export interface ActivateNextAuthorityResponse {
+  status?: AuthorityStatus | undefined;
 }
 
 /** RetirePreviousAuthoritiesRequest is empty. */
@@ -278,8 +366,16 @@ export interface RetirePreviousAuthoritiesRequest {
 
 /** RetirePreviousAuthoritiesResponse describes the bundle after the change. */
 export interface RetirePreviousAuthoritiesResponse {
-  spiffeSequence: bigint;
-  anchorFingerprints: string[];
+  status?: AuthorityStatus | undefined;
+}
+
+/** GetAuthorityStatusRequest is empty. */
+export interface GetAuthorityStatusRequest {
+}
+
+/** GetAuthorityStatusResponse describes the bundle now. */
+export interface GetAuthorityStatusResponse {
+  status?: AuthorityStatus | undefined;
 }
 
 function createBaseClient(): Client {
@@ -3573,16 +3669,31 @@ export const ListDeploymentStatusesResponse: MessageFns<ListDeploymentStatusesRe
   },
 };
 
-function createBaseRotateAuthorityRequest(): RotateAuthorityRequest {
-  return {};
+function createBaseTrustAnchor(): TrustAnchor {
+  return { fingerprint: "", role: 0, subject: "", notAfter: undefined, publishedAt: undefined };
 }
 
-export const RotateAuthorityRequest: MessageFns<RotateAuthorityRequest> = {
-  encode(_: RotateAuthorityRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const TrustAnchor: MessageFns<TrustAnchor> = {
+  encode(message: TrustAnchor, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fingerprint !== "") {
+      writer.uint32(10).string(message.fingerprint);
+    }
+    if (message.role !== 0) {
+      writer.uint32(16).int32(message.role);
+    }
+    if (message.subject !== "") {
+      writer.uint32(26).string(message.subject);
+    }
+    if (message.notAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.notAfter), writer.uint32(34).fork()).join();
+    }
+    if (message.publishedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.publishedAt), writer.uint32(42).fork()).join();
+    }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): RotateAuthorityRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): TrustAnchor {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -3591,10 +3702,50 @@ export const RotateAuthorityRequest: MessageFns<RotateAuthorityRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseRotateAuthorityRequest();
+      const message = createBaseTrustAnchor();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fingerprint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.notAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.publishedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3607,30 +3758,70 @@ export const RotateAuthorityRequest: MessageFns<RotateAuthorityRequest> = {
     }
   },
 
-  fromJSON(_: any): RotateAuthorityRequest {
-    return {};
+  fromJSON(object: any): TrustAnchor {
+    return {
+      fingerprint: isSet(object.fingerprint) ? globalThis.String(object.fingerprint) : "",
+      role: isSet(object.role) ? trustAnchorRoleFromJSON(object.role) : 0,
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+      notAfter: isSet(object.notAfter)
+        ? fromJsonTimestamp(object.notAfter)
+        : isSet(object.not_after)
+        ? fromJsonTimestamp(object.not_after)
+        : undefined,
+      publishedAt: isSet(object.publishedAt)
+        ? fromJsonTimestamp(object.publishedAt)
+        : isSet(object.published_at)
+        ? fromJsonTimestamp(object.published_at)
+        : undefined,
+    };
   },
 
-  toJSON(_: RotateAuthorityRequest): unknown {
+  toJSON(message: TrustAnchor): unknown {
     const obj: any = {};
+    if (message.fingerprint !== "") {
+      obj.fingerprint = message.fingerprint;
+    }
+    if (message.role !== 0) {
+      obj.role = trustAnchorRoleToJSON(message.role);
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    if (message.notAfter !== undefined) {
+      obj.notAfter = message.notAfter.toISOString();
+    }
+    if (message.publishedAt !== undefined) {
+      obj.publishedAt = message.publishedAt.toISOString();
+    }
     return obj;
   },
 
-  create(base?: DeepPartial<RotateAuthorityRequest>): RotateAuthorityRequest {
-    return RotateAuthorityRequest.fromPartial(base ?? {});
+  create(base?: DeepPartial<TrustAnchor>): TrustAnchor {
+    return TrustAnchor.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<RotateAuthorityRequest>): RotateAuthorityRequest {
-    const message = createBaseRotateAuthorityRequest();
+  fromPartial(object: DeepPartial<TrustAnchor>): TrustAnchor {
+    const message = createBaseTrustAnchor();
+    message.fingerprint = object.fingerprint ?? "";
+    message.role = object.role ?? 0;
+    message.subject = object.subject ?? "";
+    message.notAfter = object.notAfter ?? undefined;
+    message.publishedAt = object.publishedAt ?? undefined;
     return message;
   },
 };
 
-function createBaseRotateAuthorityResponse(): RotateAuthorityResponse {
-  return { spiffeSequence: 0n, anchorFingerprints: [] };
+function createBaseAuthorityStatus(): AuthorityStatus {
+  return {
+    spiffeSequence: 0n,
+    anchorFingerprints: [],
+    anchors: [],
+    refreshHintSeconds: 0,
+    activationAllowedAt: undefined,
+  };
 }
 
-export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
-  encode(message: RotateAuthorityResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const AuthorityStatus: MessageFns<AuthorityStatus> = {
+  encode(message: AuthorityStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spiffeSequence !== 0n) {
       if (BigInt.asUintN(64, message.spiffeSequence) !== message.spiffeSequence) {
         throw new globalThis.Error("value provided for field message.spiffeSequence of type uint64 too large");
@@ -3640,10 +3831,19 @@ export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
     for (const v of message.anchorFingerprints) {
       writer.uint32(18).string(v!);
     }
+    for (const v of message.anchors) {
+      TrustAnchor.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.refreshHintSeconds !== 0) {
+      writer.uint32(32).uint32(message.refreshHintSeconds);
+    }
+    if (message.activationAllowedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.activationAllowedAt), writer.uint32(42).fork()).join();
+    }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): RotateAuthorityResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthorityStatus {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -3652,7 +3852,7 @@ export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseRotateAuthorityResponse();
+      const message = createBaseAuthorityStatus();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -3672,6 +3872,30 @@ export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
             message.anchorFingerprints.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.anchors.push(TrustAnchor.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.refreshHintSeconds = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.activationAllowedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3684,7 +3908,7 @@ export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
     }
   },
 
-  fromJSON(object: any): RotateAuthorityResponse {
+  fromJSON(object: any): AuthorityStatus {
     return {
       spiffeSequence: isSet(object.spiffeSequence)
         ? BigInt(object.spiffeSequence)
@@ -3696,10 +3920,21 @@ export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
         : globalThis.Array.isArray(object?.anchor_fingerprints)
         ? object.anchor_fingerprints.map((e: any) => globalThis.String(e))
         : [],
+      anchors: globalThis.Array.isArray(object?.anchors) ? object.anchors.map((e: any) => TrustAnchor.fromJSON(e)) : [],
+      refreshHintSeconds: isSet(object.refreshHintSeconds)
+        ? globalThis.Number(object.refreshHintSeconds)
+        : isSet(object.refresh_hint_seconds)
+        ? globalThis.Number(object.refresh_hint_seconds)
+        : 0,
+      activationAllowedAt: isSet(object.activationAllowedAt)
+        ? fromJsonTimestamp(object.activationAllowedAt)
+        : isSet(object.activation_allowed_at)
+        ? fromJsonTimestamp(object.activation_allowed_at)
+        : undefined,
     };
   },
 
-  toJSON(message: RotateAuthorityResponse): unknown {
+  toJSON(message: AuthorityStatus): unknown {
     const obj: any = {};
     if (message.spiffeSequence !== 0n) {
       obj.spiffeSequence = message.spiffeSequence.toString();
@@ -3707,18 +3942,287 @@ export const RotateAuthorityResponse: MessageFns<RotateAuthorityResponse> = {
     if (message.anchorFingerprints?.length) {
       obj.anchorFingerprints = message.anchorFingerprints;
     }
+    if (message.anchors?.length) {
+      obj.anchors = message.anchors.map((e) => TrustAnchor.toJSON(e));
+    }
+    if (message.refreshHintSeconds !== 0) {
+      obj.refreshHintSeconds = Math.round(message.refreshHintSeconds);
+    }
+    if (message.activationAllowedAt !== undefined) {
+      obj.activationAllowedAt = message.activationAllowedAt.toISOString();
+    }
     return obj;
   },
 
-  create(base?: DeepPartial<RotateAuthorityResponse>): RotateAuthorityResponse {
-    return RotateAuthorityResponse.fromPartial(base ?? {});
+  create(base?: DeepPartial<AuthorityStatus>): AuthorityStatus {
+    return AuthorityStatus.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<RotateAuthorityResponse>): RotateAuthorityResponse {
-    const message = createBaseRotateAuthorityResponse();
+  fromPartial(object: DeepPartial<AuthorityStatus>): AuthorityStatus {
+    const message = createBaseAuthorityStatus();
     message.spiffeSequence = (object.spiffeSequence !== undefined && object.spiffeSequence !== null)
       ? BigInt(object.spiffeSequence)
       : 0n;
     message.anchorFingerprints = object.anchorFingerprints?.map((e) => e) || [];
+    message.anchors = object.anchors?.map((e) => TrustAnchor.fromPartial(e)) || [];
+    message.refreshHintSeconds = object.refreshHintSeconds ?? 0;
+    message.activationAllowedAt = object.activationAllowedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBasePublishNextAuthorityRequest(): PublishNextAuthorityRequest {
+  return {};
+}
+
+export const PublishNextAuthorityRequest: MessageFns<PublishNextAuthorityRequest> = {
+  encode(_: PublishNextAuthorityRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishNextAuthorityRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishNextAuthorityRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): PublishNextAuthorityRequest {
+    return {};
+  },
+
+  toJSON(_: PublishNextAuthorityRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<PublishNextAuthorityRequest>): PublishNextAuthorityRequest {
+    return PublishNextAuthorityRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<PublishNextAuthorityRequest>): PublishNextAuthorityRequest {
+    const message = createBasePublishNextAuthorityRequest();
+    return message;
+  },
+};
+
+function createBasePublishNextAuthorityResponse(): PublishNextAuthorityResponse {
+  return { status: undefined };
+}
+
+export const PublishNextAuthorityResponse: MessageFns<PublishNextAuthorityResponse> = {
+  encode(message: PublishNextAuthorityResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      AuthorityStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishNextAuthorityResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishNextAuthorityResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = AuthorityStatus.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublishNextAuthorityResponse {
+    return { status: isSet(object.status) ? AuthorityStatus.fromJSON(object.status) : undefined };
+  },
+
+  toJSON(message: PublishNextAuthorityResponse): unknown {
+    const obj: any = {};
+    if (message.status !== undefined) {
+      obj.status = AuthorityStatus.toJSON(message.status);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PublishNextAuthorityResponse>): PublishNextAuthorityResponse {
+    return PublishNextAuthorityResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PublishNextAuthorityResponse>): PublishNextAuthorityResponse {
+    const message = createBasePublishNextAuthorityResponse();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? AuthorityStatus.fromPartial(object.status)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseActivateNextAuthorityRequest(): ActivateNextAuthorityRequest {
+  return { force: false };
+}
+
+export const ActivateNextAuthorityRequest: MessageFns<ActivateNextAuthorityRequest> = {
+  encode(message: ActivateNextAuthorityRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.force !== false) {
+      writer.uint32(8).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ActivateNextAuthorityRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseActivateNextAuthorityRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ActivateNextAuthorityRequest {
+    return { force: isSet(object.force) ? globalThis.Boolean(object.force) : false };
+  },
+
+  toJSON(message: ActivateNextAuthorityRequest): unknown {
+    const obj: any = {};
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ActivateNextAuthorityRequest>): ActivateNextAuthorityRequest {
+    return ActivateNextAuthorityRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ActivateNextAuthorityRequest>): ActivateNextAuthorityRequest {
+    const message = createBaseActivateNextAuthorityRequest();
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseActivateNextAuthorityResponse(): ActivateNextAuthorityResponse {
+  return { status: undefined };
+}
+
+export const ActivateNextAuthorityResponse: MessageFns<ActivateNextAuthorityResponse> = {
+  encode(message: ActivateNextAuthorityResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      AuthorityStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ActivateNextAuthorityResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseActivateNextAuthorityResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = AuthorityStatus.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ActivateNextAuthorityResponse {
+    return { status: isSet(object.status) ? AuthorityStatus.fromJSON(object.status) : undefined };
+  },
+
+  toJSON(message: ActivateNextAuthorityResponse): unknown {
+    const obj: any = {};
+    if (message.status !== undefined) {
+      obj.status = AuthorityStatus.toJSON(message.status);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ActivateNextAuthorityResponse>): ActivateNextAuthorityResponse {
+    return ActivateNextAuthorityResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ActivateNextAuthorityResponse>): ActivateNextAuthorityResponse {
+    const message = createBaseActivateNextAuthorityResponse();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? AuthorityStatus.fromPartial(object.status)
+      : undefined;
     return message;
   },
 };
@@ -3776,19 +4280,13 @@ export const RetirePreviousAuthoritiesRequest: MessageFns<RetirePreviousAuthorit
 };
 
 function createBaseRetirePreviousAuthoritiesResponse(): RetirePreviousAuthoritiesResponse {
-  return { spiffeSequence: 0n, anchorFingerprints: [] };
+  return { status: undefined };
 }
 
 export const RetirePreviousAuthoritiesResponse: MessageFns<RetirePreviousAuthoritiesResponse> = {
   encode(message: RetirePreviousAuthoritiesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.spiffeSequence !== 0n) {
-      if (BigInt.asUintN(64, message.spiffeSequence) !== message.spiffeSequence) {
-        throw new globalThis.Error("value provided for field message.spiffeSequence of type uint64 too large");
-      }
-      writer.uint32(8).uint64(message.spiffeSequence);
-    }
-    for (const v of message.anchorFingerprints) {
-      writer.uint32(18).string(v!);
+    if (message.status !== undefined) {
+      AuthorityStatus.encode(message.status, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -3807,19 +4305,11 @@ export const RetirePreviousAuthoritiesResponse: MessageFns<RetirePreviousAuthori
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 8) {
+            if (tag !== 10) {
               break;
             }
 
-            message.spiffeSequence = reader.uint64() as bigint;
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.anchorFingerprints.push(reader.string());
+            message.status = AuthorityStatus.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -3835,27 +4325,13 @@ export const RetirePreviousAuthoritiesResponse: MessageFns<RetirePreviousAuthori
   },
 
   fromJSON(object: any): RetirePreviousAuthoritiesResponse {
-    return {
-      spiffeSequence: isSet(object.spiffeSequence)
-        ? BigInt(object.spiffeSequence)
-        : isSet(object.spiffe_sequence)
-        ? BigInt(object.spiffe_sequence)
-        : 0n,
-      anchorFingerprints: globalThis.Array.isArray(object?.anchorFingerprints)
-        ? object.anchorFingerprints.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.anchor_fingerprints)
-        ? object.anchor_fingerprints.map((e: any) => globalThis.String(e))
-        : [],
-    };
+    return { status: isSet(object.status) ? AuthorityStatus.fromJSON(object.status) : undefined };
   },
 
   toJSON(message: RetirePreviousAuthoritiesResponse): unknown {
     const obj: any = {};
-    if (message.spiffeSequence !== 0n) {
-      obj.spiffeSequence = message.spiffeSequence.toString();
-    }
-    if (message.anchorFingerprints?.length) {
-      obj.anchorFingerprints = message.anchorFingerprints;
+    if (message.status !== undefined) {
+      obj.status = AuthorityStatus.toJSON(message.status);
     }
     return obj;
   },
@@ -3865,10 +4341,130 @@ export const RetirePreviousAuthoritiesResponse: MessageFns<RetirePreviousAuthori
   },
   fromPartial(object: DeepPartial<RetirePreviousAuthoritiesResponse>): RetirePreviousAuthoritiesResponse {
     const message = createBaseRetirePreviousAuthoritiesResponse();
-    message.spiffeSequence = (object.spiffeSequence !== undefined && object.spiffeSequence !== null)
-      ? BigInt(object.spiffeSequence)
-      : 0n;
-    message.anchorFingerprints = object.anchorFingerprints?.map((e) => e) || [];
+    message.status = (object.status !== undefined && object.status !== null)
+      ? AuthorityStatus.fromPartial(object.status)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetAuthorityStatusRequest(): GetAuthorityStatusRequest {
+  return {};
+}
+
+export const GetAuthorityStatusRequest: MessageFns<GetAuthorityStatusRequest> = {
+  encode(_: GetAuthorityStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAuthorityStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAuthorityStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetAuthorityStatusRequest {
+    return {};
+  },
+
+  toJSON(_: GetAuthorityStatusRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetAuthorityStatusRequest>): GetAuthorityStatusRequest {
+    return GetAuthorityStatusRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetAuthorityStatusRequest>): GetAuthorityStatusRequest {
+    const message = createBaseGetAuthorityStatusRequest();
+    return message;
+  },
+};
+
+function createBaseGetAuthorityStatusResponse(): GetAuthorityStatusResponse {
+  return { status: undefined };
+}
+
+export const GetAuthorityStatusResponse: MessageFns<GetAuthorityStatusResponse> = {
+  encode(message: GetAuthorityStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      AuthorityStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAuthorityStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAuthorityStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = AuthorityStatus.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetAuthorityStatusResponse {
+    return { status: isSet(object.status) ? AuthorityStatus.fromJSON(object.status) : undefined };
+  },
+
+  toJSON(message: GetAuthorityStatusResponse): unknown {
+    const obj: any = {};
+    if (message.status !== undefined) {
+      obj.status = AuthorityStatus.toJSON(message.status);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetAuthorityStatusResponse>): GetAuthorityStatusResponse {
+    return GetAuthorityStatusResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetAuthorityStatusResponse>): GetAuthorityStatusResponse {
+    const message = createBaseGetAuthorityStatusResponse();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? AuthorityStatus.fromPartial(object.status)
+      : undefined;
     return message;
   },
 };
@@ -4032,21 +4628,46 @@ export const WfmAdminServiceService = {
       ListDeploymentStatusesResponse.decode(value),
   },
   /**
-   * Start a CA rotation: a new anchor joins the bundle (spiffe_sequence + 1), new SVIDs (the
-   * WFM's own at once) are issued by it; the previous anchor stays until retired (digest 5.6).
+   * CA rotation is three operator steps (digest 5.6: publish both anchors, wait at least the
+   * bundle refresh interval, switch issuance, retire the old anchor), so a device that refreshes
+   * its bundle as told never meets a certificate it cannot verify.
+   *
+   * Step 1: a new root joins the bundle (spiffe_sequence + 1). Issuance and the WFM SVID stay on
+   * the current root, so devices that have not refreshed yet notice nothing. Refused
+   * (FAILED_PRECONDITION) while a published root is still waiting for activation.
    */
-  rotateAuthority: {
-    path: "/margo.admin.v1.WfmAdminService/RotateAuthority" as const,
+  publishNextAuthority: {
+    path: "/margo.admin.v1.WfmAdminService/PublishNextAuthority" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: RotateAuthorityRequest): Buffer =>
-      Buffer.from(RotateAuthorityRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): RotateAuthorityRequest => RotateAuthorityRequest.decode(value),
-    responseSerialize: (value: RotateAuthorityResponse): Buffer =>
-      Buffer.from(RotateAuthorityResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): RotateAuthorityResponse => RotateAuthorityResponse.decode(value),
+    requestSerialize: (value: PublishNextAuthorityRequest): Buffer =>
+      Buffer.from(PublishNextAuthorityRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PublishNextAuthorityRequest => PublishNextAuthorityRequest.decode(value),
+    responseSerialize: (value: PublishNextAuthorityResponse): Buffer =>
+      Buffer.from(PublishNextAuthorityResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PublishNextAuthorityResponse => PublishNextAuthorityResponse.decode(value),
   },
-  /** Finish a rotation: drop every anchor but the issuing one from the bundle. */
+  /**
+   * Step 2: the published root issues from now on and the WFM SVID is re-minted from it (served
+   * with the new root cross-signed by the old one, so devices still holding only the old anchor
+   * keep connecting until step 3). Refused (FAILED_PRECONDITION) when nothing is published, or
+   * before spiffe_refresh_hint seconds have passed since publishing unless `force`.
+   */
+  activateNextAuthority: {
+    path: "/margo.admin.v1.WfmAdminService/ActivateNextAuthority" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ActivateNextAuthorityRequest): Buffer =>
+      Buffer.from(ActivateNextAuthorityRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ActivateNextAuthorityRequest => ActivateNextAuthorityRequest.decode(value),
+    responseSerialize: (value: ActivateNextAuthorityResponse): Buffer =>
+      Buffer.from(ActivateNextAuthorityResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ActivateNextAuthorityResponse => ActivateNextAuthorityResponse.decode(value),
+  },
+  /**
+   * Step 3: drop every anchor that neither issues nor waits for activation (spiffe_sequence + 1
+   * when one is dropped). SVIDs they issued stop working at once.
+   */
   retirePreviousAuthorities: {
     path: "/margo.admin.v1.WfmAdminService/RetirePreviousAuthorities" as const,
     requestStream: false as const,
@@ -4059,6 +4680,18 @@ export const WfmAdminServiceService = {
       Buffer.from(RetirePreviousAuthoritiesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RetirePreviousAuthoritiesResponse =>
       RetirePreviousAuthoritiesResponse.decode(value),
+  },
+  /** The anchors of the trust bundle and where a rotation stands. */
+  getAuthorityStatus: {
+    path: "/margo.admin.v1.WfmAdminService/GetAuthorityStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetAuthorityStatusRequest): Buffer =>
+      Buffer.from(GetAuthorityStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetAuthorityStatusRequest => GetAuthorityStatusRequest.decode(value),
+    responseSerialize: (value: GetAuthorityStatusResponse): Buffer =>
+      Buffer.from(GetAuthorityStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetAuthorityStatusResponse => GetAuthorityStatusResponse.decode(value),
   },
 } as const;
 
@@ -4089,12 +4722,29 @@ export interface WfmAdminServiceServer extends UntypedServiceImplementation {
   /** The latest status report per deployment. */
   listDeploymentStatuses: handleUnaryCall<ListDeploymentStatusesRequest, ListDeploymentStatusesResponse>;
   /**
-   * Start a CA rotation: a new anchor joins the bundle (spiffe_sequence + 1), new SVIDs (the
-   * WFM's own at once) are issued by it; the previous anchor stays until retired (digest 5.6).
+   * CA rotation is three operator steps (digest 5.6: publish both anchors, wait at least the
+   * bundle refresh interval, switch issuance, retire the old anchor), so a device that refreshes
+   * its bundle as told never meets a certificate it cannot verify.
+   *
+   * Step 1: a new root joins the bundle (spiffe_sequence + 1). Issuance and the WFM SVID stay on
+   * the current root, so devices that have not refreshed yet notice nothing. Refused
+   * (FAILED_PRECONDITION) while a published root is still waiting for activation.
    */
-  rotateAuthority: handleUnaryCall<RotateAuthorityRequest, RotateAuthorityResponse>;
-  /** Finish a rotation: drop every anchor but the issuing one from the bundle. */
+  publishNextAuthority: handleUnaryCall<PublishNextAuthorityRequest, PublishNextAuthorityResponse>;
+  /**
+   * Step 2: the published root issues from now on and the WFM SVID is re-minted from it (served
+   * with the new root cross-signed by the old one, so devices still holding only the old anchor
+   * keep connecting until step 3). Refused (FAILED_PRECONDITION) when nothing is published, or
+   * before spiffe_refresh_hint seconds have passed since publishing unless `force`.
+   */
+  activateNextAuthority: handleUnaryCall<ActivateNextAuthorityRequest, ActivateNextAuthorityResponse>;
+  /**
+   * Step 3: drop every anchor that neither issues nor waits for activation (spiffe_sequence + 1
+   * when one is dropped). SVIDs they issued stop working at once.
+   */
   retirePreviousAuthorities: handleUnaryCall<RetirePreviousAuthoritiesRequest, RetirePreviousAuthoritiesResponse>;
+  /** The anchors of the trust bundle and where a rotation stands. */
+  getAuthorityStatus: handleUnaryCall<GetAuthorityStatusRequest, GetAuthorityStatusResponse>;
 }
 
 export interface WfmAdminServiceClient extends Client1 {
@@ -4306,39 +4956,84 @@ export interface WfmAdminServiceClient extends Client1 {
     callback: (error: ServiceError | null, response: ListDeploymentStatusesResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Start a CA rotation: a new anchor joins the bundle (spiffe_sequence + 1), new SVIDs (the
-   * WFM's own at once) are issued by it; the previous anchor stays until retired (digest 5.6).
+   * CA rotation is three operator steps (digest 5.6: publish both anchors, wait at least the
+   * bundle refresh interval, switch issuance, retire the old anchor), so a device that refreshes
+   * its bundle as told never meets a certificate it cannot verify.
+   *
+   * Step 1: a new root joins the bundle (spiffe_sequence + 1). Issuance and the WFM SVID stay on
+   * the current root, so devices that have not refreshed yet notice nothing. Refused
+   * (FAILED_PRECONDITION) while a published root is still waiting for activation.
    */
-  rotateAuthority(
-    request: RotateAuthorityRequest,
-    callback: (error: ServiceError | null, response: RotateAuthorityResponse) => void,
+  publishNextAuthority(
+    request: PublishNextAuthorityRequest,
+    callback: (error: ServiceError | null, response: PublishNextAuthorityResponse) => void,
   ): ClientUnaryCall;
-  rotateAuthority(
-    request: RotateAuthorityRequest,
+  publishNextAuthority(
+    request: PublishNextAuthorityRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: RotateAuthorityResponse) => void,
+    callback: (error: ServiceError | null, response: PublishNextAuthorityResponse) => void,
   ): ClientUnaryCall;
-  rotateAuthority(
-    request: RotateAuthorityRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: RotateAuthorityResponse) => void,
-  ): ClientUnaryCall;
-  /** Finish a rotation: drop every anchor but the issuing one from the bundle. */
-  retirePreviousAuthorities(
-    request: RetirePreviousAuthoritiesRequest,
-    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
-  ): ClientUnaryCall;
-  retirePreviousAuthorities(
-    request: RetirePreviousAuthoritiesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
-  ): ClientUnaryCall;
-  retirePreviousAuthorities(
-    request: RetirePreviousAuthoritiesRequest,
+  publishNextAuthority(
+    request: PublishNextAuthorityRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PublishNextAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Step 2: the published root issues from now on and the WFM SVID is re-minted from it (served
+   * with the new root cross-signed by the old one, so devices still holding only the old anchor
+   * keep connecting until step 3). Refused (FAILED_PRECONDITION) when nothing is published, or
+   * before spiffe_refresh_hint seconds have passed since publishing unless `force`.
+   */
+  activateNextAuthority(
+    request: ActivateNextAuthorityRequest,
+    callback: (error: ServiceError | null, response: ActivateNextAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  activateNextAuthority(
+    request: ActivateNextAuthorityRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ActivateNextAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  activateNextAuthority(
+    request: ActivateNextAuthorityRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ActivateNextAuthorityResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Step 3: drop every anchor that neither issues nor waits for activation (spiffe_sequence + 1
+   * when one is dropped). SVIDs they issued stop working at once.
+   */
+  retirePreviousAuthorities(
+    request: RetirePreviousAuthoritiesRequest,
     callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
+  ): ClientUnaryCall;
+  retirePreviousAuthorities(
+    request: RetirePreviousAuthoritiesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
+  ): ClientUnaryCall;
+  retirePreviousAuthorities(
+    request: RetirePreviousAuthoritiesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RetirePreviousAuthoritiesResponse) => void,
+  ): ClientUnaryCall;
+  /** The anchors of the trust bundle and where a rotation stands. */
+  getAuthorityStatus(
+    request: GetAuthorityStatusRequest,
+    callback: (error: ServiceError | null, response: GetAuthorityStatusResponse) => void,
+  ): ClientUnaryCall;
+  getAuthorityStatus(
+    request: GetAuthorityStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetAuthorityStatusResponse) => void,
+  ): ClientUnaryCall;
+  getAuthorityStatus(
+    request: GetAuthorityStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetAuthorityStatusResponse) => void,
   ): ClientUnaryCall;
 }
 
