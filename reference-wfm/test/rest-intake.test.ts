@@ -298,6 +298,52 @@ describe("edge rules", () => {
     expect(withCharset.status).toBe(201);
   });
 
+  it("a content coding other than identity or a charset other than utf-8 is 415 about:blank", async () => {
+    const body = JSON.stringify(hostingCapabilities("enc-1"));
+    const refused: Array<Record<string, string>> = [
+      { "content-type": "application/json", "content-encoding": "gzip" },
+      { "content-type": "application/json", "content-encoding": "identity, br" },
+      { "content-type": "application/json; charset=iso-8859-1" },
+      { "content-type": 'application/json; charset="UTF-16"' },
+    ];
+    for (const headers of refused) {
+      const r = await a.request("PUT", "/api/v1/capabilities/enc-1", { headers, body });
+      expectProblem(r, 415, "about:blank");
+      expect(r.headers.connection).toBe("close");
+    }
+    expect(await wfm.core.getDevice("client-a", "enc-1")).toBeUndefined();
+    const ok = await a.request("PUT", "/api/v1/capabilities/enc-1", {
+      headers: {
+        "content-type": 'application/json; Charset="UTF-8"',
+        "content-encoding": "Identity",
+      },
+      body,
+    });
+    expect(ok.status).toBe(201);
+  });
+
+  it("deviceIds with dot segments or over 253 characters are 422 #semantic-error (local policy, digest 4.1)", async () => {
+    const long = `d${"x".repeat(253)}`;
+    for (const [path, id] of [
+      ["/api/v1/capabilities/.", "."],
+      ["/api/v1/capabilities/..", ".."],
+      ["/api/v1/capabilities/gw-dot/..", "gw-dot/.."],
+      ["/api/v1/capabilities/%2E%2E/x", "../x"],
+      ["/api/v1/capabilities/gw-dot/./c", "gw-dot/./c"],
+      [`/api/v1/capabilities/${long}`, long],
+    ] as const) {
+      const put = await a.sendJson("PUT", path, hostingCapabilities(id));
+      const p = expectProblem(put, 422, "semantic-error");
+      expect(p.errors, path).toEqual([expect.objectContaining({ field: "deviceId" })]);
+      expectProblem(await a.request("DELETE", path), 422, "semantic-error");
+    }
+    const max = "m".repeat(253);
+    expect(
+      (await a.sendJson("PUT", `/api/v1/capabilities/${max}`, hostingCapabilities(max))).status,
+    ).toBe(201);
+    expect((await a.request("DELETE", `/api/v1/capabilities/${max}`)).status).toBe(204);
+  });
+
   it("item 84: unknown paths are 404 and wrong methods 405 with Allow, both about:blank problem+json", async () => {
     const nf = expectProblem(await a.get("/api/v1/nothing"), 404, "about:blank");
     expect(nf.title).toBe("Not Found");

@@ -119,8 +119,7 @@ export async function startManagementServer(
   const log = opts.log ?? stderrLog;
   const now = opts.now ?? (() => new Date());
   const limiter =
-    opts.rateLimiter ??
-    new RateLimiter(config.rateLimit.requestsPerSecond, config.rateLimit.burst);
+    opts.rateLimiter ?? new RateLimiter(config.rateLimit.requestsPerSecond, config.rateLimit.burst);
   const connections = new Map<TLSSocket, Connection>();
   const gzipCache = new Map<string, Buffer>();
   // Every TCP socket, handshaken or not, so close() never waits on a stalled handshake.
