@@ -40,7 +40,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 type Keys = webcrypto.CryptoKeyPair;
 
-interface Ca {
+export interface Ca {
   cert: x509.X509Certificate;
   keys: Keys;
 }
@@ -72,6 +72,31 @@ async function newCa(name: string): Promise<Ca> {
         true,
       ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  return { cert, keys };
+}
+
+/** A CA signed by `parent`: leaves it issues reach the anchor only through it. */
+export async function newIntermediate(parent: Ca, name: string): Promise<Ca> {
+  const keys = await keyPair();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: (serial++).toString(16).padStart(4, "0"),
+    subject: `O=test, CN=${name}`,
+    issuer: parent.cert.subject,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 24 * 3600_000),
+    publicKey: keys.publicKey as never,
+    signingKey: parent.keys.privateKey as never,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+      await x509.AuthorityKeyIdentifierExtension.create(parent.cert as never),
     ],
   });
   return { cert, keys };
@@ -192,10 +217,19 @@ export class TestIdentity implements WfmIdentity {
     const der = chainDer[0];
     if (der === undefined) throw new IdentityError("svid.no-chain", "empty chain");
     const leaf = new X509Certificate(der);
-    const issued = this.anchors.some((a) => {
-      const anchor = new X509Certificate(Buffer.from(a.cert.rawData));
-      return leaf.checkIssued(anchor) && leaf.verify(anchor.publicKey);
+    // Each certificate must be issued by the next; the last one by an anchor.
+    const chain = chainDer.map((d) => new X509Certificate(d));
+    const linked = chain.every((c, i) => {
+      const issuer = chain[i + 1];
+      return issuer === undefined || (c.checkIssued(issuer) && c.verify(issuer.publicKey));
     });
+    const top = chain[chain.length - 1] ?? leaf;
+    const issued =
+      linked &&
+      this.anchors.some((a) => {
+        const anchor = new X509Certificate(Buffer.from(a.cert.rawData));
+        return top.checkIssued(anchor) && top.verify(anchor.publicKey);
+      });
     if (!issued) throw new IdentityError("svid.untrusted", "not issued by a current anchor");
     const notAfter = new Date(leaf.validTo);
     if (notAfter <= now) throw new IdentityError("svid.expired", "expired");
@@ -232,6 +266,19 @@ export class TestIdentity implements WfmIdentity {
       anchors: [],
       refreshHintSeconds: 0,
     };
+  }
+
+  /** A new WFM SVID under the same anchors: an identity change after which every SVID still verifies. */
+  async renewServer(): Promise<void> {
+    this.server = await mintLeaf(this.issuing, this.wfmSpiffeId, { server: true });
+    this.emit();
+  }
+
+  /** Swap the whole trust domain to a fresh CA at once: every earlier SVID stops verifying. */
+  async replaceAuthority(): Promise<void> {
+    this.anchors = [await newCa(`ca-${serial}`)];
+    this.server = await mintLeaf(this.issuing, this.wfmSpiffeId, { server: true });
+    this.emit();
   }
 
   async retirePreviousAuthorities(): Promise<admin.AuthorityStatus> {
@@ -374,8 +421,13 @@ export class MemoryCore implements Southbound, Northbound {
     return d.yaml;
   }
 
+  /** Bundles by digest, as a test stores them (the core answers a digest with its bytes). */
+  readonly bundles = new Map<string, Buffer>();
+
   async bundle(_clientId: string, digest: string): Promise<Buffer> {
-    throw new WfmError("invalid-bundle", `no bundle ${digest}`);
+    const bytes = this.bundles.get(digest);
+    if (bytes === undefined) throw new WfmError("invalid-bundle", `no bundle ${digest}`);
+    return bytes;
   }
 
   async reportStatus(clientId: string, deploymentId: string, body: Uint8Array) {
