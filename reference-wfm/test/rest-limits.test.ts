@@ -133,6 +133,29 @@ describe("connection stage timeouts", () => {
     expect(await wfm.core.getDevice("client-a", "idle-dev")).toBeUndefined();
   });
 
+  it("the MIS trust listener (no client certificate) bounds handshakes and headers the same way", async () => {
+    const raw = tcpConnect(wfm.trustPort, "127.0.0.1");
+    const rawClosed = await untilClosed(raw, Date.now());
+    expect(rawClosed.afterMs).toBeLessThan(HANDSHAKE_MS + SLACK_MS);
+    const s = await new Promise<TLSSocket>((resolve, reject) => {
+      const t = connect({
+        host: "127.0.0.1",
+        port: wfm.trustPort,
+        ca: creds.trustBundlePem,
+        checkServerIdentity: () => undefined,
+      });
+      t.once("secureConnect", () => resolve(t));
+      t.once("error", reject);
+    });
+    const started = Date.now();
+    const closed = untilClosed(s, started);
+    s.write("GET /.well-known/margo HTTP/1.1\r\nHost: wfm\r\n");
+    trickle(s, "X-Slow: 1\r\n", 50);
+    const { text, afterMs } = await closed;
+    expect(text.startsWith("HTTP/1.1 408 ")).toBe(true);
+    expect(afterMs).toBeLessThan(HEADERS_MS + SLACK_MS);
+  });
+
   it("an idle keep-alive connection is not cut by the headers timeout", async () => {
     const c = wfm.client(creds, { keepAlive: true });
     expect((await c.get("/api/v1/deployments")).status).toBe(200);

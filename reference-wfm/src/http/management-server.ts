@@ -18,6 +18,7 @@ import {
   readBody,
   unsupportedBodyEncoding,
 } from "./body.js";
+import { connectionLimitOptions } from "./connection-limits.js";
 import { type EdgeLog, stderrLog } from "./log.js";
 import { accepts, acceptsGzip, ifNoneMatchHits } from "./negotiation.js";
 import {
@@ -32,10 +33,6 @@ import { secureContextOptions } from "./tls-options.js";
 
 /** Content-addressed responses never change, so caches may keep them for a year (item 47). */
 const IMMUTABLE = "private, max-age=31536000, immutable";
-
-/** How often Node sweeps for headers/request timeouts at most; its 30 s default would let a
- * 10 s limit stretch to 40 s. */
-const MAX_TIMEOUT_SWEEP_MS = 1000;
 
 /** Least time between two "connections dropped at the cap" log lines, so a flood cannot flood the log. */
 const DROP_LOG_INTERVAL_MS = 10_000;
@@ -126,23 +123,12 @@ export async function startManagementServer(
   const rawSockets = new Set<Socket>();
 
   const limits = config.managementLimits;
-  // Node refuses a headers timeout above the request timeout; the request bound includes headers.
-  const headersTimeout =
-    limits.requestTimeoutMs > 0
-      ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs)
-      : limits.headersTimeoutMs;
   const server: Server = createServer({
     ...secureContextOptions(identity.serverTls(), { withClientCa: true }),
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ["http/1.1"],
-    handshakeTimeout: limits.handshakeTimeoutMs,
-    headersTimeout,
-    requestTimeout: limits.requestTimeoutMs,
-    connectionsCheckingInterval: Math.max(
-      10,
-      Math.min(MAX_TIMEOUT_SWEEP_MS, Math.floor(headersTimeout / 4)),
-    ),
+    ...connectionLimitOptions(limits),
   });
   server.maxConnections = limits.maxConnections;
   let dropped = 0;

@@ -3,6 +3,7 @@ import { createServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { WfmConfig } from "../config.js";
 import type { ServedDocument, WfmIdentity } from "../identity/types.js";
+import { connectionLimitOptions } from "./connection-limits.js";
 import { type EdgeLog, stderrLog } from "./log.js";
 import { ifNoneMatchHits } from "./negotiation.js";
 import { type ProblemResponse, problemResponse } from "./problem.js";
@@ -13,7 +14,8 @@ export const BUNDLE_SUFFIX = "/.well-known/spiffe/bundle.json";
 
 export interface TrustServerOptions {
   identity: WfmIdentity;
-  config: Pick<WfmConfig, "trust" | "trustPublicUrl">;
+  /** `managementLimits` bounds this listener too: it is open to clients without a certificate. */
+  config: Pick<WfmConfig, "trust" | "trustPublicUrl" | "managementLimits">;
   log?: EdgeLog;
 }
 
@@ -44,7 +46,9 @@ export async function startTrustServer(opts: TrustServerOptions): Promise<Runnin
   const server = createServer({
     ...secureContextOptions(identity.serverTls(), { withClientCa: false }),
     ALPNProtocols: ["http/1.1"],
+    ...connectionLimitOptions(config.managementLimits),
   });
+  server.maxConnections = config.managementLimits.maxConnections;
   const sockets = new Set<Socket>();
   server.on("connection", (s: Socket) => {
     sockets.add(s);
