@@ -45,6 +45,16 @@ describe("loadConfig", () => {
     expect(loaded.managementLimits).toEqual({ ...config.managementLimits, maxConnections: 5 });
   });
 
+  it("an older wfm.json without managementKeepAliveSeconds gets 65 s, above a 15 s poll", async () => {
+    const dir = await tempDir();
+    const { managementKeepAliveSeconds: _dropped, ...older } = defaultConfig(dir, {
+      trustDomain: "t.org",
+      wfmId: "w1",
+    });
+    await writeFile(join(dir, CONFIG_FILE), JSON.stringify(older));
+    expect((await loadConfig(dir)).managementKeepAliveSeconds).toBe(65);
+  });
+
   it("the default connection cap covers 10,000 devices with margin", () => {
     const d = defaultConfig("/x", { trustDomain: "t.org", wfmId: "w" }).managementLimits;
     expect(d.maxConnections).toBeGreaterThanOrEqual(10_000);

@@ -28,6 +28,12 @@ export interface WfmConfig {
   hostnames: string[];
   /** Request bodies above this are refused with 413 before they are buffered. */
   maxBodyBytes: number;
+  /**
+   * How long an idle Management Interface connection stays open. Above the devices' poll period
+   * (15 s usually), so a polling device keeps one mTLS connection instead of paying a handshake per
+   * poll; Node's own default (5 s) would close it between polls.
+   */
+  managementKeepAliveSeconds: number;
   /** Connection limits of the Management Interface, so idle or trickling peers cannot pin sockets. */
   managementLimits: ManagementLimits;
   /** Per-client token bucket over all Management Interface requests. */
@@ -61,6 +67,9 @@ export interface ManagementLimits {
 
 export const CONFIG_FILE = "wfm.json";
 
+/** Idle keep-alive of the Management Interface: a 15 s poll period with room for jitter. */
+export const DEFAULT_KEEP_ALIVE_SECONDS = 65;
+
 /** Defaults for everything but the identity, which the operator must choose. */
 export function defaultConfig(
   dataDir: string,
@@ -76,6 +85,7 @@ export function defaultConfig(
     trustPublicUrl: "https://localhost:8443",
     hostnames: ["localhost", "127.0.0.1"],
     maxBodyBytes: 1024 * 1024,
+    managementKeepAliveSeconds: DEFAULT_KEEP_ALIVE_SECONDS,
     managementLimits: {
       // 10,000 devices (the issue's scale) with room for reconnect overlap and operators.
       maxConnections: 20_000,

@@ -33,7 +33,7 @@ export interface StartWfmOptions {
   /** How the core reaches registries (tests may inject); defaults to the OCI client. */
   registry?: RegistryFactory;
   clock?: () => Date;
-  /** Idle keep-alive timeout of the Management Interface (Node's default, 5 s, when absent). */
+  /** Idle keep-alive timeout of the Management Interface; overrides `managementKeepAliveSeconds`. */
   managementKeepAliveMs?: number;
 }
 
@@ -72,6 +72,17 @@ export async function initWfm(config: WfmConfig): Promise<WfmIdentity> {
   return identity;
 }
 
+/**
+ * `trustPublicUrl` with a port of 0 replaced by the trust listener's live port; any other URL
+ * (a real port, a default port, a reverse proxy's address) is what devices use and stays as is.
+ */
+export function liveTrustUrl(configured: string, livePort: number): string {
+  const url = new URL(configured);
+  if (url.port !== "0") return configured;
+  url.port = String(livePort);
+  return url.toString().replace(/\/+$/, configured.endsWith("/") ? "/" : "");
+}
+
 /** Stop an identity returned by initWfm (its SVID-renewal timer). */
 export const closeWfmIdentity = closeIdentity;
 
@@ -104,9 +115,8 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
       config,
       rateLimiter,
       ...(opts.log ? { log: opts.log } : {}),
-      ...(opts.managementKeepAliveMs !== undefined
-        ? { keepAliveTimeoutMs: opts.managementKeepAliveMs }
-        : {}),
+      keepAliveTimeoutMs:
+        opts.managementKeepAliveMs ?? Math.round(config.managementKeepAliveSeconds * 1000),
     });
     stack.push(() => management.close());
     const trust = await startTrustServer({
@@ -115,6 +125,9 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
       ...(opts.log ? { log: opts.log } : {}),
     });
     stack.push(() => trust.close());
+    // A configured port 0 ("any free port") means nothing to a device: discovery names the live one.
+    const publicUrl = liveTrustUrl(config.trustPublicUrl, trust.port);
+    if (publicUrl !== config.trustPublicUrl) identity.setTrustPublicUrl(publicUrl);
     let grpcPort: number | undefined;
     if (opts.grpc ?? true) {
       const grpc = await startGrpcServer({

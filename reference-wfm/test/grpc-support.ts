@@ -554,6 +554,7 @@ export class MemoryCore implements Southbound, Northbound {
     throw new WfmError("internal", "not used by the gRPC tests");
   }
   issueClientCredentials = async (): Promise<admin.ClientCredentials> => this.unused();
+  issueOperatorCredentials = async (): Promise<admin.ClientCredentials> => this.unused();
   registerApplication = async (): Promise<admin.Application> => this.unused();
   listApplications = async (): Promise<admin.Application[]> => this.unused();
   getApplication = async (): Promise<admin.Application> => this.unused();

@@ -1,4 +1,4 @@
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { status } from "@grpc/grpc-js";
 import {
   admin,
@@ -8,8 +8,13 @@ import {
 } from "@margo/proto";
 import { type AdminConnection, connectAdmin, REGISTER_DEADLINE_MS } from "./admin-client.js";
 import type { CommandContext, CommandSpec } from "./command-spec.js";
-import { writeCredentialFiles } from "./credential-files.js";
-import { UsageError, WfmRequestError } from "./errors.js";
+import { OPERATOR_DIR, writeCredentialFiles } from "./credential-files.js";
+import { CliError, EXIT, LockoutRefusedError, UsageError, WfmRequestError } from "./errors.js";
+import {
+  checkSurvivesRetire,
+  operatorNameOf,
+  replaceCredentialDir,
+} from "./operator-credentials.js";
 import { isoOrDash, jsonLine, keyValues, table } from "./output.js";
 import { collectParameters } from "./params.js";
 
@@ -571,7 +576,8 @@ export const caCommands: CommandSpec[] = [
     },
     notes: [
       "Refused (exit 1) while nothing is published, or until the refresh hint has passed since publishing; the message says when it becomes allowed.",
-      "Devices that have not refreshed keep connecting (the new root is sent cross-signed by the old one) until `ca retire`. Re-issue client credentials (`client credentials`) before retiring.",
+      "Devices that have not refreshed keep connecting (the new root is sent cross-signed by the old one) until `ca retire`. Re-issue client credentials (`client issue`) before retiring.",
+      "After a successful activation the CLI renews its own operator credentials (<DIR>/operator/) from the new root, so retiring the old one does not lock it out.",
     ],
     run: (ctx) =>
       withAdmin(ctx, async (c) => {
@@ -579,6 +585,20 @@ export const caCommands: CommandSpec[] = [
           force: ctx.values.force === true,
         });
         printAuthority(ctx, res.status);
+        // The CLI's own SVID comes from the root that just stopped issuing; renew it now, while
+        // that root is still trusted, so `ca retire` cannot lock the operator out.
+        let renewed: Awaited<ReturnType<typeof renewOperator>>;
+        try {
+          renewed = await renewOperator(ctx, c, 0);
+        } catch (e) {
+          throw new RenewAfterActivateError(
+            `the new root is active, but renewing the operator credentials failed (${(e as Error).message}): run \`margo-wfm operator renew --data-dir ${ctx.dataDir}\` before \`ca retire\``,
+          );
+        }
+        if (!ctx.json)
+          ctx.io.out(
+            `operator credentials renewed from the new root: ${renewed.creds.spiffeId}, valid until ${isoOrDash(renewed.creds.notAfter)} (${renewed.dir})`,
+          );
       }),
   },
   {
@@ -587,10 +607,78 @@ export const caCommands: CommandSpec[] = [
       "CA rotation step 3: drop every anchor that neither issues nor waits for activation from the trust bundle.",
     notes: [
       "SVIDs the retired roots issued stop working at once; nothing to retire changes nothing.",
+      "Refused by the CLI (exit 1) when its own operator SVID would stop verifying: run `margo-wfm operator renew` first.",
     ],
     run: (ctx) =>
       withAdmin(ctx, async (c) => {
+        const before = (await c.call(c.client.getAuthorityStatus, {})).status;
+        if (!before) throw new Error("the WFM answered without an authority status");
+        const dir = join(ctx.dataDir, OPERATOR_DIR);
+        const check = await checkSurvivesRetire(dir, before, c.config.trustDomain);
+        if (!check.ok)
+          throw new LockoutRefusedError(
+            `refusing to retire: the operator SVID in ${dir} would no longer verify (${check.reason}), which would lock this CLI out of the admin service; run \`margo-wfm operator renew --data-dir ${ctx.dataDir}\` first, then retry`,
+          );
         printAuthority(ctx, (await c.call(c.client.retirePreviousAuthorities, {})).status);
+      }),
+  },
+];
+
+/** `ca activate` succeeded but the operator renewal after it did not (exit 1, names the fix). */
+class RenewAfterActivateError extends CliError {
+  override readonly name = "RenewAfterActivateError";
+  readonly exitCode = EXIT.wfmFailure;
+}
+
+/**
+ * Mints a new SVID for the operator whose credentials the CLI uses (same name) and swaps the
+ * `<dataDir>/operator/` folder for it, bundle files included.
+ */
+async function renewOperator(ctx: CommandContext, c: AdminConnection, lifetimeSeconds: number) {
+  const dir = join(ctx.dataDir, OPERATOR_DIR);
+  const name = await operatorNameOf(dir);
+  const res = await c.call(c.client.issueOperatorCredentials, { name, lifetimeSeconds });
+  const creds = res.credentials;
+  if (!creds) throw new Error("the WFM answered without credentials");
+  const files = await replaceCredentialDir(dir, creds);
+  return { dir, creds, files };
+}
+
+export const operatorCommands: CommandSpec[] = [
+  {
+    path: ["operator", "renew"],
+    summary:
+      "Renew the CLI's own operator SVID (<DIR>/operator/) from the issuing root, bundle files included.",
+    options: {
+      lifetime: {
+        type: "string",
+        arg: "SECONDS",
+        description: "SVID lifetime (default: the WFM's client SVID lifetime)",
+      },
+    },
+    notes: [
+      "`ca activate` does this itself; run it before the SVID expires, or when `ca retire` asks for it.",
+      "The folder is replaced as a whole (new files written beside it, then renamed in).",
+    ],
+    run: (ctx) =>
+      withAdmin(ctx, async (c) => {
+        const lifetime = str(ctx, "lifetime");
+        const seconds = lifetime === undefined ? 0 : Number(lifetime);
+        if (!Number.isInteger(seconds) || seconds < 0 || seconds > 0xffffffff) {
+          throw new UsageError(
+            `--lifetime ${lifetime} is not a number of seconds`,
+            "operator renew",
+          );
+        }
+        const { creds, files } = await renewOperator(ctx, c, seconds);
+        if (ctx.json) {
+          ctx.io.out(
+            jsonLine({ spiffeId: creds.spiffeId, notAfter: creds.notAfter?.toISOString(), files }),
+          );
+          return;
+        }
+        ctx.io.out(`renewed ${creds.spiffeId}, valid until ${isoOrDash(creds.notAfter)}`);
+        for (const f of files) ctx.io.out(`  ${f}`);
       }),
   },
 ];

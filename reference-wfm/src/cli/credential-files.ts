@@ -11,18 +11,21 @@ import { DataDirError } from "./errors.js";
  */
 export const OPERATOR_DIR = "operator";
 
+/** The four files of a credential set, in the order commands list them. */
+export const CREDENTIAL_FILES_LIST = [
+  CREDENTIAL_FILES.chain,
+  CREDENTIAL_FILES.key,
+  CREDENTIAL_FILES.bundlePem,
+  CREDENTIAL_FILES.bundleJson,
+] as const;
+
 /** Writes a credential set and returns the paths written, for the command's output. */
 export async function writeCredentialFiles(
   dir: string,
   creds: admin.ClientCredentials,
 ): Promise<string[]> {
   await writeCredentials(dir, creds);
-  return [
-    CREDENTIAL_FILES.chain,
-    CREDENTIAL_FILES.key,
-    CREDENTIAL_FILES.bundlePem,
-    CREDENTIAL_FILES.bundleJson,
-  ].map((name) => join(dir, name));
+  return CREDENTIAL_FILES_LIST.map((name) => join(dir, name));
 }
 
 /** PEM material for an mTLS connection. */

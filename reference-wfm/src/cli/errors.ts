@@ -51,6 +51,15 @@ export class ListenError extends CliError {
   readonly exitCode = EXIT.unavailable;
 }
 
+/**
+ * The CLI refused a step itself because it would lock the operator out (e.g. retiring the root
+ * that issued its own SVID): exit 1 like a refusal by the WFM, with the command that fixes it.
+ */
+export class LockoutRefusedError extends CliError {
+  override readonly name = "LockoutRefusedError";
+  readonly exitCode = EXIT.wfmFailure;
+}
+
 /** One field-level error of a problem detail. */
 export interface ProblemField {
   field?: string;

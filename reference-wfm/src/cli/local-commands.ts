@@ -1,6 +1,12 @@
 import { access, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { CONFIG_FILE, defaultConfig, loadConfig, type WfmConfig } from "../config.js";
+import {
+  CONFIG_FILE,
+  DEFAULT_KEEP_ALIVE_SECONDS,
+  defaultConfig,
+  loadConfig,
+  type WfmConfig,
+} from "../config.js";
 import type { CommandContext, CommandSpec } from "./command-spec.js";
 import { OPERATOR_DIR, writeCredentialFiles } from "./credential-files.js";
 import { DataDirError, ListenError, UsageError } from "./errors.js";
@@ -190,20 +196,13 @@ const initCommand: CommandSpec = {
   },
 };
 
-/**
- * Idle keep-alive of the Management Interface under `serve`. Longer than the usual 15 s poll
- * period (with room for jitter), so a polling device keeps one mTLS connection instead of paying a
- * handshake per poll; Node's own default (5 s) would close it between polls.
- */
-export const DEFAULT_KEEP_ALIVE_SECONDS = 65;
-
 const serveCommand: CommandSpec = {
   path: ["serve"],
   options: {
     "keep-alive": {
       type: "string",
       arg: "SECONDS",
-      description: `idle keep-alive of Management Interface connections (default ${DEFAULT_KEEP_ALIVE_SECONDS}; keep it above the devices' poll period)`,
+      description: `idle keep-alive of Management Interface connections (default: managementKeepAliveSeconds of wfm.json, ${DEFAULT_KEEP_ALIVE_SECONDS} unless changed; keep it above the devices' poll period)`,
     },
   },
   summary: "Run the WFM: Management Interface, trust endpoints and gRPC, until SIGTERM/SIGINT.",
@@ -223,16 +222,21 @@ const serveCommand: CommandSpec = {
       );
     }
     const keepAlive = ctx.values["keep-alive"];
-    const keepAliveSeconds =
-      keepAlive === undefined ? DEFAULT_KEEP_ALIVE_SECONDS : Number(keepAlive);
-    if (!Number.isFinite(keepAliveSeconds) || keepAliveSeconds < 0) {
-      throw new UsageError(`--keep-alive ${keepAlive} is not a number of seconds`, "serve");
+    if (keepAlive !== undefined) {
+      const seconds = Number(keepAlive);
+      if (
+        typeof keepAlive !== "string" ||
+        keepAlive.trim() === "" ||
+        !Number.isFinite(seconds) ||
+        seconds < 0
+      ) {
+        throw new UsageError(`--keep-alive ${keepAlive} is not a number of seconds`, "serve");
+      }
+      config = { ...config, managementKeepAliveSeconds: seconds };
     }
-    const running = await (await loadRuntime())
-      .start(config, { keepAliveMs: Math.round(keepAliveSeconds * 1000) })
-      .catch((e: unknown) => {
-        throw listenError(e, config);
-      });
+    const running = await (await loadRuntime()).start(config).catch((e: unknown) => {
+      throw listenError(e, config);
+    });
     const info: RunInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),

@@ -7,6 +7,7 @@ import {
   clientCommands,
   deploymentCommands,
   deviceCommands,
+  operatorCommands,
 } from "./admin-commands.js";
 import {
   type CommandContext,
@@ -31,6 +32,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...deploymentCommands,
   ...deviceCommands,
   ...caCommands,
+  ...operatorCommands,
 ];
 
 const GROUPS = new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]));

@@ -9,10 +9,8 @@ import { closeWfmIdentity, initWfm, startWfm } from "../wfm.js";
  */
 export interface WfmRuntime {
   initialise(config: WfmConfig, operatorName: string): Promise<admin.ClientCredentials>;
-  start(
-    config: WfmConfig,
-    opts: { keepAliveMs: number },
-  ): Promise<{
+  /** Every setting, the Management Interface keep-alive included, comes from `config`. */
+  start(config: WfmConfig): Promise<{
     ports: { management: number; trust: number; grpc: number };
     close(): Promise<void>;
   }>;
@@ -27,8 +25,8 @@ export const wfmRuntime: WfmRuntime = {
       await closeWfmIdentity(identity);
     }
   },
-  async start(config, opts) {
-    const running = await startWfm(config, { managementKeepAliveMs: opts.keepAliveMs });
+  async start(config) {
+    const running = await startWfm(config);
     return {
       ports: {
         management: running.managementPort,

@@ -85,6 +85,15 @@ export interface Northbound {
     clientId: string,
     lifetimeSeconds?: number,
   ): Promise<admin.ClientCredentials>;
+  /**
+   * Mint operator credentials (spiffe://<td>/operator/<name>) from the issuing root, so an operator
+   * can renew its own SVID after a CA activation instead of being locked out when the root that
+   * issued it retires. `semantic-error` for a name that is not one SPIFFE path segment.
+   */
+  issueOperatorCredentials(
+    name: string,
+    lifetimeSeconds?: number,
+  ): Promise<admin.ClientCredentials>;
   /** Pull, verify and validate an Application Package; idempotent for the same manifest digest. */
   registerApplication(ociReference: string, plainHttp: boolean): Promise<admin.Application>;
   listApplications(): Promise<admin.Application[]>;

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { admin } from "@margo/proto";
+import { isValidSegment } from "@margo/proto/identity";
 import { decodeApplicationDeployment } from "@margo/proto/wire";
 import type { WfmIdentity } from "../identity/types.js";
 import type {
@@ -344,6 +345,17 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
     async issueClientCredentials(clientId, lifetimeSeconds) {
       requireAdmitted(clientId);
       return identity.mintClient(clientId, lifetimeSeconds || undefined);
+    },
+
+    async issueOperatorCredentials(name, lifetimeSeconds) {
+      if (!isValidSegment(name))
+        throw semantic("invalid operator name", [
+          {
+            field: "/name",
+            message: `${JSON.stringify(name)} is not one MIAF name segment (RFC 3986 unreserved characters, not . or ..)`,
+          },
+        ]);
+      return identity.mintOperator(name, lifetimeSeconds || undefined);
     },
 
     async registerApplication(ociReference, plainHttp) {

@@ -36,6 +36,16 @@ export function adminImplementation(
       }),
       log,
     ),
+    issueOperatorCredentials: unary(
+      auth,
+      async (req) => ({
+        credentials: await core.issueOperatorCredentials(
+          req.name,
+          req.lifetimeSeconds === 0 ? undefined : req.lifetimeSeconds,
+        ),
+      }),
+      log,
+    ),
     registerApplication: unary(
       auth,
       async (req) => ({

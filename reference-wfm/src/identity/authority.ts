@@ -146,6 +146,18 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** GET /.well-known/margo: the trust domain and the bundle's URL under `trustPublicUrl`. */
+function discoveryFor(trustDomain: string, trustPublicUrl: string): ServedDocument {
+  const base = trustPublicUrl.replace(/\/+$/, "");
+  const body = Buffer.from(
+    encodeDiscoveryDocument({
+      trustDomain,
+      trustBundleUri: `${base}/.well-known/spiffe/bundle.json`,
+    }),
+  );
+  return { body, etag: etagOf(body) };
+}
+
 function checkConfig(config: WfmConfig): void {
   if (!isValidTrustDomain(config.trustDomain))
     throw new IdentityError(
@@ -181,7 +193,7 @@ export class FileIdentity implements WfmIdentity {
   private anchors: TrustAnchors;
   private wfmSvid: WfmSvid;
   private bundleDoc: ServedDocument;
-  private readonly discoveryDoc: ServedDocument;
+  private discoveryDoc: ServedDocument;
   private readonly listeners = new Set<() => void>();
   private verifyCache = new Map<string, CachedVerification>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -204,14 +216,16 @@ export class FileIdentity implements WfmIdentity {
     this.anchors = new TrustAnchors(authorities.map((a) => a.certDer));
     this.wfmSvid = wfmSvid;
     this.bundleDoc = this.buildBundle();
-    const base = config.trustPublicUrl.replace(/\/+$/, "");
-    const body = Buffer.from(
-      encodeDiscoveryDocument({
-        trustDomain: config.trustDomain,
-        trustBundleUri: `${base}/.well-known/spiffe/bundle.json`,
-      }),
-    );
-    this.discoveryDoc = { body, etag: etagOf(body) };
+    this.discoveryDoc = discoveryFor(config.trustDomain, config.trustPublicUrl);
+  }
+
+  /**
+   * Where devices fetch the bundle, when only a listening trust server knows it (configured port
+   * 0: the composition root passes the live port). Discovery is served from the next request on;
+   * TLS material is unaffected, so no onChange.
+   */
+  setTrustPublicUrl(url: string): void {
+    this.discoveryDoc = discoveryFor(this.trustDomain, url);
   }
 
   /** The spiffe_sequence of the served bundle. */

@@ -124,6 +124,18 @@ export interface IssueClientCredentialsResponse {
   credentials?: ClientCredentials | undefined;
 }
 
+/** IssueOperatorCredentialsRequest names the operator (one SPIFFE path segment). */
+export interface IssueOperatorCredentialsRequest {
+  name: string;
+  /** Lifetime of the SVID in seconds; 0 takes the WFM's default. */
+  lifetimeSeconds: number;
+}
+
+/** IssueOperatorCredentialsResponse returns the new operator SVID, key and trust bundle. */
+export interface IssueOperatorCredentialsResponse {
+  credentials?: ClientCredentials | undefined;
+}
+
 /** RemoveClientRequest retires a client. */
 export interface RemoveClientRequest {
   clientId: string;
@@ -1028,6 +1040,164 @@ export const IssueClientCredentialsResponse: MessageFns<IssueClientCredentialsRe
   },
   fromPartial(object: DeepPartial<IssueClientCredentialsResponse>): IssueClientCredentialsResponse {
     const message = createBaseIssueClientCredentialsResponse();
+    message.credentials = (object.credentials !== undefined && object.credentials !== null)
+      ? ClientCredentials.fromPartial(object.credentials)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseIssueOperatorCredentialsRequest(): IssueOperatorCredentialsRequest {
+  return { name: "", lifetimeSeconds: 0 };
+}
+
+export const IssueOperatorCredentialsRequest: MessageFns<IssueOperatorCredentialsRequest> = {
+  encode(message: IssueOperatorCredentialsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.lifetimeSeconds !== 0) {
+      writer.uint32(16).uint32(message.lifetimeSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueOperatorCredentialsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueOperatorCredentialsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lifetimeSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueOperatorCredentialsRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      lifetimeSeconds: isSet(object.lifetimeSeconds)
+        ? globalThis.Number(object.lifetimeSeconds)
+        : isSet(object.lifetime_seconds)
+        ? globalThis.Number(object.lifetime_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: IssueOperatorCredentialsRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.lifetimeSeconds !== 0) {
+      obj.lifetimeSeconds = Math.round(message.lifetimeSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IssueOperatorCredentialsRequest>): IssueOperatorCredentialsRequest {
+    return IssueOperatorCredentialsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IssueOperatorCredentialsRequest>): IssueOperatorCredentialsRequest {
+    const message = createBaseIssueOperatorCredentialsRequest();
+    message.name = object.name ?? "";
+    message.lifetimeSeconds = object.lifetimeSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseIssueOperatorCredentialsResponse(): IssueOperatorCredentialsResponse {
+  return { credentials: undefined };
+}
+
+export const IssueOperatorCredentialsResponse: MessageFns<IssueOperatorCredentialsResponse> = {
+  encode(message: IssueOperatorCredentialsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.credentials !== undefined) {
+      ClientCredentials.encode(message.credentials, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueOperatorCredentialsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueOperatorCredentialsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.credentials = ClientCredentials.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueOperatorCredentialsResponse {
+    return { credentials: isSet(object.credentials) ? ClientCredentials.fromJSON(object.credentials) : undefined };
+  },
+
+  toJSON(message: IssueOperatorCredentialsResponse): unknown {
+    const obj: any = {};
+    if (message.credentials !== undefined) {
+      obj.credentials = ClientCredentials.toJSON(message.credentials);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IssueOperatorCredentialsResponse>): IssueOperatorCredentialsResponse {
+    return IssueOperatorCredentialsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IssueOperatorCredentialsResponse>): IssueOperatorCredentialsResponse {
+    const message = createBaseIssueOperatorCredentialsResponse();
     message.credentials = (object.credentials !== undefined && object.credentials !== null)
       ? ClientCredentials.fromPartial(object.credentials)
       : undefined;
@@ -4520,6 +4690,24 @@ export const WfmAdminServiceService = {
     responseDeserialize: (value: Buffer): IssueClientCredentialsResponse =>
       IssueClientCredentialsResponse.decode(value),
   },
+  /**
+   * Mint a fresh operator SVID (spiffe://<td>/operator/<name>) from the issuing root. An operator
+   * renews its own credentials with it after a CA activation, before the root that issued them
+   * retires, and before they expire: otherwise it would lock itself out of this service.
+   */
+  issueOperatorCredentials: {
+    path: "/margo.admin.v1.WfmAdminService/IssueOperatorCredentials" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueOperatorCredentialsRequest): Buffer =>
+      Buffer.from(IssueOperatorCredentialsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueOperatorCredentialsRequest =>
+      IssueOperatorCredentialsRequest.decode(value),
+    responseSerialize: (value: IssueOperatorCredentialsResponse): Buffer =>
+      Buffer.from(IssueOperatorCredentialsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueOperatorCredentialsResponse =>
+      IssueOperatorCredentialsResponse.decode(value),
+  },
   /** Pull an Application Package from an OCI registry, validate it and add it to the catalog. */
   registerApplication: {
     path: "/margo.admin.v1.WfmAdminService/RegisterApplication" as const,
@@ -4703,6 +4891,12 @@ export interface WfmAdminServiceServer extends UntypedServiceImplementation {
   listClients: handleUnaryCall<ListClientsRequest, ListClientsResponse>;
   /** Mint a fresh SVID for an admitted client (renewal keeps the same SPIFFE ID, digest 5.6). */
   issueClientCredentials: handleUnaryCall<IssueClientCredentialsRequest, IssueClientCredentialsResponse>;
+  /**
+   * Mint a fresh operator SVID (spiffe://<td>/operator/<name>) from the issuing root. An operator
+   * renews its own credentials with it after a CA activation, before the root that issued them
+   * retires, and before they expire: otherwise it would lock itself out of this service.
+   */
+  issueOperatorCredentials: handleUnaryCall<IssueOperatorCredentialsRequest, IssueOperatorCredentialsResponse>;
   /** Pull an Application Package from an OCI registry, validate it and add it to the catalog. */
   registerApplication: handleUnaryCall<RegisterApplicationRequest, RegisterApplicationResponse>;
   listApplications: handleUnaryCall<ListApplicationsRequest, ListApplicationsResponse>;
@@ -4810,6 +5004,26 @@ export interface WfmAdminServiceClient extends Client1 {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IssueClientCredentialsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Mint a fresh operator SVID (spiffe://<td>/operator/<name>) from the issuing root. An operator
+   * renews its own credentials with it after a CA activation, before the root that issued them
+   * retires, and before they expire: otherwise it would lock itself out of this service.
+   */
+  issueOperatorCredentials(
+    request: IssueOperatorCredentialsRequest,
+    callback: (error: ServiceError | null, response: IssueOperatorCredentialsResponse) => void,
+  ): ClientUnaryCall;
+  issueOperatorCredentials(
+    request: IssueOperatorCredentialsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueOperatorCredentialsResponse) => void,
+  ): ClientUnaryCall;
+  issueOperatorCredentials(
+    request: IssueOperatorCredentialsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueOperatorCredentialsResponse) => void,
   ): ClientUnaryCall;
   /** Pull an Application Package from an OCI registry, validate it and add it to the catalog. */
   registerApplication(
