@@ -298,19 +298,25 @@ describe("edge rules", () => {
     expect(withCharset.status).toBe(201);
   });
 
-  it("a content coding other than identity or a charset other than utf-8 is 415 about:blank", async () => {
+  it("a content coding other than identity or a charset other than utf-8 is 400 #invalid-request naming it (rc.3 lists no 415)", async () => {
     const body = JSON.stringify(hostingCapabilities("enc-1"));
-    const refused: Array<Record<string, string>> = [
-      { "content-type": "application/json", "content-encoding": "gzip" },
-      { "content-type": "application/json", "content-encoding": "identity, br" },
-      { "content-type": "application/json; charset=iso-8859-1" },
-      { "content-type": 'application/json; charset="UTF-16"' },
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      [{ "content-type": "application/json", "content-encoding": "gzip" }, /Content-Encoding gzip/],
+      [{ "content-type": "application/json", "content-encoding": "identity, br" }, /br/],
+      [{ "content-type": "application/json; charset=iso-8859-1" }, /charset iso-8859-1/],
+      [{ "content-type": 'application/json; charset="UTF-16"' }, /charset utf-16/],
     ];
-    for (const headers of refused) {
+    for (const [headers, named] of refused) {
       const r = await a.request("PUT", "/api/v1/capabilities/enc-1", { headers, body });
-      expectProblem(r, 415, "about:blank");
+      const p = expectProblem(r, 400, "invalid-request");
+      expect(String(p.detail)).toMatch(named);
       expect(r.headers.connection).toBe("close");
     }
+    const post = await a.request("POST", "/api/v1/deployments/enc-dep/status", {
+      headers: { "content-type": "application/json", "content-encoding": "deflate" },
+      body: "{}",
+    });
+    expect(String(expectProblem(post, 400, "invalid-request").detail)).toMatch(/deflate/);
     expect(await wfm.core.getDevice("client-a", "enc-1")).toBeUndefined();
     const ok = await a.request("PUT", "/api/v1/capabilities/enc-1", {
       headers: {
@@ -322,7 +328,7 @@ describe("edge rules", () => {
     expect(ok.status).toBe(201);
   });
 
-  it("deviceIds with dot segments or over 253 characters are 422 #semantic-error (local policy, digest 4.1)", async () => {
+  it("deviceIds with dot segments or over 253 characters are 422 #semantic-error on PUT and 404 #device-not-found on DELETE (local policy, digest 4.1; rc.3 DELETE lists 204/403/404)", async () => {
     const long = `d${"x".repeat(253)}`;
     for (const [path, id] of [
       ["/api/v1/capabilities/.", "."],
@@ -335,7 +341,7 @@ describe("edge rules", () => {
       const put = await a.sendJson("PUT", path, hostingCapabilities(id));
       const p = expectProblem(put, 422, "semantic-error");
       expect(p.errors, path).toEqual([expect.objectContaining({ field: "deviceId" })]);
-      expectProblem(await a.request("DELETE", path), 422, "semantic-error");
+      expectProblem(await a.request("DELETE", path), 404, "device-not-found");
     }
     const max = "m".repeat(253);
     expect(

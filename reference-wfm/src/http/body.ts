@@ -93,7 +93,8 @@ export function isJsonContentType(header: string | undefined): boolean {
 /**
  * Why a request body cannot be read as UTF-8 JSON as sent, or undefined when it can: a content
  * coding other than identity (we would parse compressed bytes as JSON) or a charset other than
- * UTF-8 (RFC 8259 8.1: JSON exchanged between systems is UTF-8). Both are 415.
+ * UTF-8 (RFC 8259 8.1: JSON exchanged between systems is UTF-8). The edge answers 400: rc.3
+ * lists no 415 for PUT/POST.
  */
 export function unsupportedBodyEncoding(
   contentType: string | undefined,

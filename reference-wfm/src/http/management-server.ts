@@ -284,9 +284,10 @@ export async function startManagementServer(
       req.headers["content-encoding"],
     );
     if (unsupported !== undefined) {
+      // rc.3 lists 400 (not 415) for PUT/POST: bytes we cannot read as UTF-8 JSON are malformed.
       sendProblem(
         res,
-        problemFromError(new WfmError("unsupported-media-type", unsupported), instance),
+        problemFromError(new WfmError("invalid-request", unsupported), instance),
         true,
       );
       return undefined;
@@ -321,6 +322,11 @@ export async function startManagementServer(
       // Local policy (digest 4.1 lets a WFM restrict deviceIds): no dot segments, bounded length.
       const why = checkDeviceIdPolicy(op.deviceId);
       if (why !== undefined) {
+        // rc.3 lists only 204/403/404 for DELETE; no device can exist under a refused id, so
+        // 404 is the faithful answer there. A PUT carries the id as data, so 422 names it.
+        if (op.op === "deleteCapabilities") {
+          throw new WfmError("device-not-found", `no device ${op.deviceId}: ${why}`);
+        }
         throw new WfmError("semantic-error", why, [{ field: "deviceId", message: why }]);
       }
     }
