@@ -36,6 +36,8 @@ export interface WfmConfig {
   managementKeepAliveSeconds: number;
   /** Connection limits of the Management Interface, so idle or trickling peers cannot pin sockets. */
   managementLimits: ManagementLimits;
+  /** Connection limits of the gRPC listener (it terminates TLS itself, so it needs its own). */
+  grpcLimits: GrpcLimits;
   /** Per-client token bucket over all Management Interface requests. */
   rateLimit: { requestsPerSecond: number; burst: number };
   /** SVID lifetimes (digest 5.6: hours for services, weeks for intermittently connected devices). */
@@ -61,6 +63,24 @@ export interface ManagementLimits {
   requestTimeoutMs: number;
   /** Longest silence while a request body is being received. */
   bodyIdleTimeoutMs: number;
+  /** Longest life of one connection whatever its SVID says (item 13). */
+  maxConnectionAgeMs: number;
+}
+
+/**
+ * How long the gRPC listener waits for each stage of a connection, and how many it holds. h2 has
+ * no headers/body stages of its own to bound per connection, so the stages are the handshake, the
+ * client's connection preface, and silence between calls.
+ */
+export interface GrpcLimits {
+  /** Simultaneous TCP connections, authenticated or not; more are dropped at accept. */
+  maxConnections: number;
+  /** From TCP accept to a finished TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** From the finished handshake to the client's first bytes (the h2 connection preface). */
+  prefaceTimeoutMs: number;
+  /** A connection with no call in flight for this long is sent GOAWAY and closed. */
+  idleTimeoutMs: number;
   /** Longest life of one connection whatever its SVID says (item 13). */
   maxConnectionAgeMs: number;
 }
@@ -93,6 +113,15 @@ export function defaultConfig(
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 30_000,
       bodyIdleTimeoutMs: 10_000,
+      maxConnectionAgeMs: 60 * 60 * 1000,
+    },
+    grpcLimits: {
+      // The gRPC binding serves the same devices as REST, so the same connection budget.
+      maxConnections: 20_000,
+      handshakeTimeoutMs: 10_000,
+      prefaceTimeoutMs: 10_000,
+      // Above any poll period: a channel polling every 15 s keeps its connection.
+      idleTimeoutMs: 5 * 60 * 1000,
       maxConnectionAgeMs: 60 * 60 * 1000,
     },
     rateLimit: { requestsPerSecond: 50, burst: 100 },

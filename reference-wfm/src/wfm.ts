@@ -137,6 +137,8 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
         info: WFM_INFO,
         maxBodyBytes: config.maxBodyBytes,
         rateLimit: rateLimiter,
+        limits: config.grpcLimits,
+        ...(opts.log ? { log: opts.log } : {}),
       });
       stack.push(() => grpc.close());
       grpcPort = grpc.port;

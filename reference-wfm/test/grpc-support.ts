@@ -77,15 +77,23 @@ async function newCa(name: string): Promise<Ca> {
   return { cert, keys };
 }
 
-/** A CA signed by `parent`: leaves it issues reach the anchor only through it. */
-export async function newIntermediate(parent: Ca, name: string): Promise<Ca> {
-  const keys = await keyPair();
+/**
+ * A CA signed by `parent`: leaves it issues reach the anchor only through it. `keys` re-issues an
+ * existing intermediate (same subject and key, so the same leaves chain through either copy);
+ * `lifetimeMs` makes it expire before its leaves.
+ */
+export async function newIntermediate(
+  parent: Ca,
+  name: string,
+  opts: { keys?: Keys; lifetimeMs?: number } = {},
+): Promise<Ca> {
+  const keys = opts.keys ?? (await keyPair());
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: (serial++).toString(16).padStart(4, "0"),
     subject: `O=test, CN=${name}`,
     issuer: parent.cert.subject,
     notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * 3600_000),
+    notAfter: new Date(Date.now() + (opts.lifetimeMs ?? 24 * 3600_000)),
     publicKey: keys.publicKey as never,
     signingKey: parent.keys.privateKey as never,
     signingAlgorithm: ALG,
@@ -205,11 +213,11 @@ export class TestIdentity implements WfmIdentity {
   }
 
   verifyOperator(chainDer: readonly Buffer[], now = new Date()): VerifiedOperator {
-    const { id } = this.verify(chainDer, now);
+    const { id, notAfter } = this.verify(chainDer, now);
     const m = /^spiffe:\/\/example\.org\/operator\/([A-Za-z0-9._-]+)$/.exec(id);
     if (m?.[1] === undefined)
       throw new IdentityError("svid.not-operator", `${id} is not an operator`);
-    return { name: m[1], spiffeId: id };
+    return { name: m[1], spiffeId: id, notAfter };
   }
 
   private verify(chainDer: readonly Buffer[], now: Date): { id: string; notAfter: Date } {
@@ -231,8 +239,10 @@ export class TestIdentity implements WfmIdentity {
         return top.checkIssued(anchor) && top.verify(anchor.publicKey);
       });
     if (!issued) throw new IdentityError("svid.untrusted", "not issued by a current anchor");
-    const notAfter = new Date(leaf.validTo);
-    if (notAfter <= now) throw new IdentityError("svid.expired", "expired");
+    // As the real identity: the verdict holds until the first certificate on the path expires.
+    const notAfter = new Date(Math.min(...chain.map((c) => Date.parse(c.validTo))));
+    if (notAfter <= now)
+      throw new IdentityError("svid.expired", "a certificate on the path expired");
     const uris = (leaf.subjectAltName ?? "")
       .split(", ")
       .filter((n) => n.startsWith("URI:"))

@@ -21,6 +21,8 @@ import { problemOf, serviceError, toServiceError } from "./status.js";
 /** What a handler sees of the caller's connection: grpc-js's `getAuthContext()`. */
 export interface PeerSource {
   getAuthContext(): { sslPeerCertificate?: { raw?: Buffer; valid_to?: string } };
+  /** `address:port` of the connection the call came on (how the TLS listener keys chains). */
+  getPeer(): string;
 }
 
 /** Thrown when a call must be refused before any handler runs. */
@@ -32,11 +34,13 @@ export class CallerRefusedError extends Error {
 }
 
 /**
- * The full chain (leaf first, anchor excluded) a peer presented for the leaf with this SHA-256
- * fingerprint. grpc-js's auth context carries only the leaf, so the TLS listener, which sees the
- * whole handshake, records chains by leaf; without it a leaf issued by an intermediate would fail.
+ * The full chain (leaf first, anchor excluded) presented on the live connection at `peer`
+ * (grpc-js's `getPeer()`), provided its leaf has this SHA-256 fingerprint. grpc-js's auth context
+ * carries only the leaf, so the TLS listener, which sees the whole handshake, records each
+ * connection's chain; without it a leaf issued by an intermediate would fail. Per connection, not
+ * per leaf: one leaf may come with different intermediates on different connections.
  */
-export type PeerChains = (leafFingerprint: string) => Buffer[] | undefined;
+export type PeerChains = (peer: string, leafFingerprint: string) => Buffer[] | undefined;
 
 /** Per-client call budget (the REST edge's RateLimiter satisfies this). */
 export interface CallBudget {
@@ -48,14 +52,15 @@ const MAX_CACHE = 10_000;
 
 interface Cached<T> {
   value: T;
-  /** The certificate's notAfter: a cached verdict never outlives the certificate. */
+  /** The verified path's notAfter: a cached verdict never outlives any certificate on it. */
   expiresAt: number;
 }
 
 /**
- * Verifies callers, remembering each verdict by the SHA-256 of the leaf DER so a long-lived
- * connection's calls cost a hash and a map lookup. Every entry is forgotten when the identity
- * changes (a retired anchor must stop admitting its certificates at once).
+ * Verifies callers, remembering each verdict by the SHA-256 of the whole chain so a long-lived
+ * connection's calls cost a hash and a map lookup (a leaf alone could stand for chains with
+ * different intermediates). Every entry is forgotten when the identity changes (a retired anchor
+ * must stop admitting its certificates at once).
  */
 export class CallerVerifier {
   private clients = new Map<string, Cached<VerifiedClient>>();
@@ -126,15 +131,23 @@ export class CallerVerifier {
   }
 
   private identifyClient(call: PeerSource): VerifiedClient {
-    const { leaf, fingerprint, notAfter } = peerLeaf(call);
-    const chain = this.chains(fingerprint) ?? [leaf];
-    const client = this.lookup(this.clients, fingerprint, notAfter, () =>
+    const { chain, key, notAfter } = this.peerChain(call);
+    const client = this.lookup(this.clients, key, notAfter, () =>
       this.identity.verifyClient(chain),
     );
     if (client === undefined) {
-      throw refusal(this.isOperator(chain, fingerprint, notAfter), "client SVID required");
+      throw refusal(this.isOperator(chain, key, notAfter), "client SVID required");
     }
     return client;
+  }
+
+  /** The chain presented on the call's own connection (or its bare leaf) and its cache key. */
+  private peerChain(call: PeerSource): { chain: Buffer[]; key: string; notAfter: number } {
+    const { leaf, fingerprint, notAfter } = peerLeaf(call);
+    const chain = this.chains(call.getPeer(), fingerprint) ?? [leaf];
+    const h = createHash("sha256");
+    for (const c of chain) h.update(createHash("sha256").update(c).digest());
+    return { chain, key: h.digest("hex"), notAfter };
   }
 
   private requireAccepted(client: VerifiedClient): VerifiedClient {
@@ -151,40 +164,40 @@ export class CallerVerifier {
 
   /** The operator behind an admin or driver call; a client SVID never gets through. */
   operator(call: PeerSource): VerifiedOperator {
-    const { leaf, fingerprint, notAfter } = peerLeaf(call);
-    const chain = this.chains(fingerprint) ?? [leaf];
-    const operator = this.lookup(this.operators, fingerprint, notAfter, () =>
+    const { chain, key, notAfter } = this.peerChain(call);
+    const operator = this.lookup(this.operators, key, notAfter, () =>
       this.identity.verifyOperator(chain),
     );
     if (operator === undefined) {
       const isClient =
-        this.lookup(this.clients, fingerprint, notAfter, () =>
-          this.identity.verifyClient(chain),
-        ) !== undefined;
+        this.lookup(this.clients, key, notAfter, () => this.identity.verifyClient(chain)) !==
+        undefined;
       throw refusal(isClient, "operator SVID required");
     }
     return operator;
   }
 
-  private isOperator(chain: Buffer[], fingerprint: string, notAfter: number): boolean {
+  private isOperator(chain: Buffer[], key: string, notAfter: number): boolean {
     return (
-      this.lookup(this.operators, fingerprint, notAfter, () =>
-        this.identity.verifyOperator(chain),
-      ) !== undefined
+      this.lookup(this.operators, key, notAfter, () => this.identity.verifyOperator(chain)) !==
+      undefined
     );
   }
 
-  /** The cached or fresh verdict; undefined when verification throws IdentityError. */
-  private lookup<T>(
+  /**
+   * The cached or fresh verdict; undefined when verification throws IdentityError. A verdict is
+   * kept until the earlier of the leaf's notAfter and the verified path's.
+   */
+  private lookup<T extends { notAfter: Date }>(
     cache: Map<string, Cached<T>>,
-    fingerprint: string,
-    notAfter: number,
+    key: string,
+    leafNotAfter: number,
     verify: () => T,
   ): T | undefined {
     const now = Date.now();
-    const hit = cache.get(fingerprint);
+    const hit = cache.get(key);
     if (hit !== undefined && hit.expiresAt > now) return hit.value;
-    if (hit !== undefined) cache.delete(fingerprint);
+    if (hit !== undefined) cache.delete(key);
     let value: T;
     try {
       value = verify();
@@ -193,7 +206,7 @@ export class CallerVerifier {
       throw err;
     }
     if (cache.size >= MAX_CACHE) cache.clear();
-    cache.set(fingerprint, { value, expiresAt: notAfter });
+    cache.set(key, { value, expiresAt: Math.min(leafNotAfter, value.notAfter.getTime()) });
     return value;
   }
 }

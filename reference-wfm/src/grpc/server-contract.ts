@@ -1,5 +1,6 @@
-import type { ListenAddress } from "../config.js";
+import type { GrpcLimits, ListenAddress } from "../config.js";
 import type { Northbound, Southbound } from "../core/api.js";
+import type { EdgeLog } from "../http/log.js";
 import type { RateLimiter } from "../http/rate-limit.js";
 import type { WfmIdentity } from "../identity/types.js";
 
@@ -27,7 +28,18 @@ export interface GrpcServerOptions {
    * builds a limiter for gRPC alone. Operator services are not limited.
    */
   rateLimit?: RateLimiter | { requestsPerSecond: number; burst: number };
-  /** Longest life of a connection (default 1 h, as REST) before GOAWAY; tests shorten it. */
+  /**
+   * Connection bounds (wfm.json `grpcLimits`); missing keys take the defaults. A connection that
+   * never finishes its handshake, never sends the h2 preface or sits idle is closed, and
+   * connections beyond `maxConnections` are dropped at accept.
+   */
+  limits?: Partial<GrpcLimits>;
+  /** Where dropped-connection reports go (stderr JSON lines by default). */
+  log?: EdgeLog;
+  /**
+   * Longest life of a connection (default 1 h, as REST) before GOAWAY; tests shorten it.
+   * Wins over `limits.maxConnectionAgeMs`.
+   */
   maxConnectionAgeMs?: number;
   /** How long calls may finish after that GOAWAY (default 30 s) before the connection is cut. */
   maxConnectionAgeGraceMs?: number;

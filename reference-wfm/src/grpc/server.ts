@@ -1,9 +1,11 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { admin, api, wfmDriver } from "@margo/proto";
+import type { GrpcLimits } from "../config.js";
+import { stderrLog } from "../http/log.js";
 import { RateLimiter } from "../http/rate-limit.js";
 import { adminImplementation } from "./admin-service.js";
 import { driverImplementation } from "./driver-service.js";
-import { type CallBudget, CallerVerifier } from "./peer.js";
+import { type CallBudget, CallerVerifier, type PeerChains } from "./peer.js";
 import type { GrpcServerOptions, RunningGrpcServer, StartGrpcServer } from "./server-contract.js";
 import { startGrpcTlsListener } from "./tls-listener.js";
 import type { ErrorLog } from "./unary.js";
@@ -11,8 +13,15 @@ import { WorkloadManagementHandlers } from "./workload-management.js";
 
 /** How long a graceful close waits for in-flight unary calls before cutting connections. */
 const GRACEFUL_CLOSE_MS = 2000;
-/** As the REST edge: a bounded age keeps a rotated-out anchor from lingering (item 13). */
-const DEFAULT_MAX_CONNECTION_AGE_MS = 60 * 60 * 1000;
+/** Used where the caller passes no limits (wfm.json's `grpcLimits` defaults, as REST's). */
+const DEFAULT_LIMITS: GrpcLimits = {
+  maxConnections: 20_000,
+  handshakeTimeoutMs: 10_000,
+  prefaceTimeoutMs: 10_000,
+  idleTimeoutMs: 5 * 60 * 1000,
+  // As the REST edge: a bounded age keeps a rotated-out anchor from lingering (item 13).
+  maxConnectionAgeMs: 60 * 60 * 1000,
+};
 /** Room for a WatchManifest client to see GOAWAY and reconnect before its stream is cut. */
 const DEFAULT_MAX_CONNECTION_AGE_GRACE_MS = 30_000;
 /** Default body limit when none is configured (the REST default). */
@@ -44,29 +53,50 @@ export const startGrpcServer: StartGrpcServer = async (
   const { core, identity, listen, info } = options;
   const log = defaultLog;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const limits: GrpcLimits = { ...DEFAULT_LIMITS, ...options.limits };
 
   const server = new Server({
-    "grpc.max_connection_age_ms": options.maxConnectionAgeMs ?? DEFAULT_MAX_CONNECTION_AGE_MS,
+    "grpc.max_connection_age_ms": options.maxConnectionAgeMs ?? limits.maxConnectionAgeMs,
+    // grpc-js turns socket timeouts off; without this a connection that stops calling stays open.
+    "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
     "grpc.max_connection_age_grace_ms":
       options.maxConnectionAgeGraceMs ?? DEFAULT_MAX_CONNECTION_AGE_GRACE_MS,
     "grpc.max_receive_message_length": maxBodyBytes + FRAMING_MARGIN_BYTES,
   });
   // Insecure only as far as grpc-js knows: every socket it gets has finished our mTLS handshake.
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const tls = await startGrpcTlsListener({
+  // The verifier needs the listener's chains, the listener must not accept before the services
+  // exist (a call in between would be UNIMPLEMENTED): the lookup is bound once the listener is up.
+  let chains: PeerChains = () => undefined;
+  const callers = new CallerVerifier(
     identity,
-    listen,
-    inject: (socket) => injector.injectConnection(socket),
-  });
-  const callers = new CallerVerifier(identity, core, tls.chains, budgetOf(options.rateLimit));
+    core,
+    (peer, fingerprint) => chains(peer, fingerprint),
+    budgetOf(options.rateLimit),
+  );
   const wm = new WorkloadManagementHandlers(core, callers, log, maxBodyBytes);
-
   server.addService(api.WorkloadManagementServiceService, wm.implementation());
   server.addService(admin.WfmAdminServiceService, adminImplementation(core, callers, log));
   server.addService(
     wfmDriver.WfmDriverServiceService,
     driverImplementation(core, info, callers, log),
   );
+
+  let tls: Awaited<ReturnType<typeof startGrpcTlsListener>>;
+  try {
+    tls = await startGrpcTlsListener({
+      identity,
+      listen,
+      inject: (socket) => injector.injectConnection(socket),
+      limits,
+      log: options.log ?? stderrLog,
+    });
+  } catch (err) {
+    callers.close();
+    server.forceShutdown();
+    throw err;
+  }
+  chains = tls.chains;
 
   let closing: Promise<void> | undefined;
   return {

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer, type TLSSocket } from "node:tls";
-import type { ListenAddress } from "../config.js";
+import type { GrpcLimits, ListenAddress } from "../config.js";
+import type { EdgeLog } from "../http/log.js";
 import { peerChainDer } from "../http/management-server.js";
 import { secureContextOptions } from "../http/tls-options.js";
 import { IdentityError, type WfmIdentity } from "../identity/types.js";
@@ -17,18 +18,26 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 const SOCKET_GRACE_MS = 1000;
 
+/** Least time between two "connections dropped at the cap" log lines, so a flood cannot flood the log. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+
 export interface GrpcTlsListenerOptions {
   identity: WfmIdentity;
   listen: ListenAddress;
-  /** Hands an authenticated TLS socket to grpc-js (its connection injector). */
+  /**
+   * Hands an authenticated TLS socket to grpc-js (its connection injector), once the client has
+   * sent its first bytes (the h2 preface), which are put back for grpc-js to read.
+   */
   inject: (socket: TLSSocket) => void;
+  limits: Pick<GrpcLimits, "maxConnections" | "handshakeTimeoutMs" | "prefaceTimeoutMs">;
+  log: EdgeLog;
   /** Test hook for SVID-expiry checks; defaults to the wall clock. */
   now?: () => Date;
 }
 
 export interface GrpcTlsListener {
   port: number;
-  /** The chain each live peer presented, by leaf fingerprint. */
+  /** The chain each live connection presented, by its peer address. */
   chains: PeerChains;
   /** Stop accepting and cut every connection (grpc-js's shutdown has drained them by then). */
   close(): Promise<void>;
@@ -36,8 +45,14 @@ export interface GrpcTlsListener {
 
 interface Connection {
   chain: Buffer[];
-  fingerprint: string;
   timer: NodeJS.Timeout;
+}
+
+/** The connection key grpc-js's `call.getPeer()` reports for the same socket. */
+function peerKey(socket: Socket): string | undefined {
+  const { remoteAddress, remotePort } = socket;
+  if (remoteAddress === undefined || remotePort === undefined) return undefined;
+  return `${remoteAddress}:${remotePort}`;
 }
 
 /**
@@ -47,12 +62,19 @@ interface Connection {
  * (grpc-js keeps only the leaf), connections cut when the client's SVID expires, and, on every
  * identity change, a new context for new handshakes plus re-verification of live connections so a
  * retired anchor cannot keep one open. ALPN offers only h2: gRPC needs nothing else.
+ *
+ * grpc-js disables socket timeouts on what it is given, so every stage before it is bounded here:
+ * the handshake (`handshakeTimeoutMs`), the wait for the client's first bytes
+ * (`prefaceTimeoutMs`: a client that handshakes and then says nothing is not grpc-js's problem
+ * yet) and the number of sockets (`maxConnections`, drops logged at most every 10 s). Chains are
+ * kept per connection, never per leaf: two connections with one leaf may present different
+ * intermediates, and each call must be judged by the chain of its own connection.
  */
 export async function startGrpcTlsListener(opts: GrpcTlsListenerOptions): Promise<GrpcTlsListener> {
-  const { identity, listen, inject } = opts;
+  const { identity, listen, inject, limits, log } = opts;
   const now = opts.now ?? (() => new Date());
   const connections = new Map<TLSSocket, Connection>();
-  const byLeaf = new Map<string, { chain: Buffer[]; sockets: number }>();
+  const byPeer = new Map<string, { chain: Buffer[]; fingerprint: string }>();
   // Every TCP socket, handshaken or not, so close() never waits on a stalled handshake.
   const rawSockets = new Set<Socket>();
 
@@ -61,23 +83,38 @@ export async function startGrpcTlsListener(opts: GrpcTlsListenerOptions): Promis
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ["h2"],
+    handshakeTimeout: limits.handshakeTimeoutMs,
+  });
+  server.maxConnections = limits.maxConnections;
+  let dropped = 0;
+  let lastDropLog = Number.NEGATIVE_INFINITY;
+  server.on("drop", () => {
+    dropped++;
+    const t = performance.now();
+    if (t - lastDropLog < DROP_LOG_INTERVAL_MS) return;
+    lastDropLog = t;
+    log("grpc-connections-dropped", { count: dropped, maxConnections: limits.maxConnections });
+    dropped = 0;
   });
 
-  /** Whether the chain still names a party this WFM knows: a client or an operator. */
-  const stillTrusted = (chain: Buffer[]): boolean => {
+  /**
+   * Until when the chain names a party this WFM knows (a client or an operator): the end of its
+   * verified path, so an intermediate expiring before the leaf bounds the connection. undefined
+   * when it names nobody.
+   */
+  const trustedUntil = (chain: Buffer[]): Date | undefined => {
     const checks = [
-      () => identity.verifyClient(chain, now()),
-      () => identity.verifyOperator(chain, now()),
+      () => identity.verifyClient(chain, now()).notAfter,
+      () => identity.verifyOperator(chain, now()).notAfter,
     ];
     for (const verify of checks) {
       try {
-        verify();
-        return true;
+        return verify();
       } catch (err) {
         if (!(err instanceof IdentityError)) throw err;
       }
     }
-    return false;
+    return undefined;
   };
 
   const cutAfterGrace = (socket: TLSSocket): void => {
@@ -96,37 +133,50 @@ export async function startGrpcTlsListener(opts: GrpcTlsListenerOptions): Promis
       socket.destroy();
       return;
     }
+    const key = peerKey(socket);
+    if (key === undefined) {
+      socket.destroy();
+      return;
+    }
     const fingerprint = createHash("sha256").update(leaf).digest("hex");
     // Whether this SVID may call anything is judged per call (with a problem body the client can
-    // read); here only its lifetime bounds the connection.
-    const validTo = Date.parse(socket.getPeerCertificate().valid_to);
-    const left = Number.isNaN(validTo) ? 0 : validTo - now().getTime();
+    // read); here only the lifetime of its path (or, naming nobody, of its leaf) bounds the
+    // connection.
+    const until =
+      trustedUntil(chain)?.getTime() ?? Date.parse(socket.getPeerCertificate().valid_to);
+    const left = Number.isNaN(until) ? 0 : until - now().getTime();
     const timer = setTimeout(
       () => socket.destroy(),
       Math.min(Math.max(0, left) + SOCKET_GRACE_MS, MAX_TIMER_MS),
     );
     timer.unref();
-    connections.set(socket, { chain, fingerprint, timer });
-    const known = byLeaf.get(fingerprint);
-    byLeaf.set(fingerprint, { chain, sockets: (known?.sockets ?? 0) + 1 });
+    connections.set(socket, { chain, timer });
+    byPeer.set(key, { chain, fingerprint });
+    const preface = setTimeout(() => socket.destroy(), limits.prefaceTimeoutMs);
+    preface.unref();
     socket.once("close", () => {
       clearTimeout(timer);
+      clearTimeout(preface);
       connections.delete(socket);
-      const entry = byLeaf.get(fingerprint);
-      if (entry === undefined) return;
-      if (entry.sockets <= 1) byLeaf.delete(fingerprint);
-      else entry.sockets -= 1;
+      byPeer.delete(key);
     });
     // Node only reports socket errors to a listener; the session above us logs nothing useful.
     socket.on("error", () => undefined);
-    inject(socket);
+    // grpc-js gets the socket only once the client speaks: the first chunk goes back on the
+    // stream, where Node's h2 session reads buffered bytes before its own.
+    socket.once("data", (chunk: Buffer) => {
+      clearTimeout(preface);
+      socket.pause();
+      socket.unshift(chunk);
+      inject(socket);
+    });
   });
   server.on("tlsClientError", () => undefined);
 
   const unsubscribe = identity.onChange(() => {
     server.setSecureContext(secureContextOptions(identity.serverTls(), { withClientCa: true }));
     for (const [socket, c] of connections) {
-      if (!stillTrusted(c.chain)) cutAfterGrace(socket);
+      if (trustedUntil(c.chain) === undefined) cutAfterGrace(socket);
     }
   });
 
@@ -147,7 +197,11 @@ export async function startGrpcTlsListener(opts: GrpcTlsListenerOptions): Promis
   let closing: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,
-    chains: (fingerprint) => byLeaf.get(fingerprint)?.chain,
+    chains: (peer, leafFingerprint) => {
+      const entry = byPeer.get(peer);
+      // The same address with another leaf is a different (later) connection: not this call's.
+      return entry?.fingerprint === leafFingerprint ? entry.chain : undefined;
+    },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         unsubscribe();

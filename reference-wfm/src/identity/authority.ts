@@ -353,7 +353,7 @@ export class FileIdentity implements WfmIdentity {
         "identity.foreign-wfm",
         `${v.spiffeId} is a client of WFM ${name.wfmId}, not of ${this.wfmId}`,
       );
-    return { clientId: name.clientId, spiffeId: v.spiffeId, notAfter: v.notAfter };
+    return { clientId: name.clientId, spiffeId: v.spiffeId, notAfter: v.pathNotAfter };
   }
 
   verifyOperator(chainDer: readonly Buffer[], now: Date = new Date()): VerifiedOperator {
@@ -364,7 +364,7 @@ export class FileIdentity implements WfmIdentity {
         "identity.not-operator",
         `${v.spiffeId} is not an operator ID (spiffe://${this.trustDomain}/operator/<name>)`,
       );
-    return { name, spiffeId: v.spiffeId };
+    return { name, spiffeId: v.spiffeId, notAfter: v.pathNotAfter };
   }
 
   discoveryDocument(): ServedDocument {

@@ -19,6 +19,10 @@ export interface TlsMaterial {
 export interface VerifiedClient {
   clientId: string;
   spiffeId: string;
+  /**
+   * When the verified path stops verifying: the earliest notAfter of the leaf and every
+   * certificate above it, so an intermediate expiring first bounds connections and caches.
+   */
   notAfter: Date;
 }
 
@@ -26,6 +30,8 @@ export interface VerifiedClient {
 export interface VerifiedOperator {
   name: string;
   spiffeId: string;
+  /** As VerifiedClient.notAfter: the end of the whole verified path, not just the leaf. */
+  notAfter: Date;
 }
 
 /** Why a presented certificate was refused; `rule` is a stable id used in logs and tests. */
