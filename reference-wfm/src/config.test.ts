@@ -45,6 +45,25 @@ describe("loadConfig", () => {
     expect(loaded.managementLimits).toEqual({ ...config.managementLimits, maxConnections: 5 });
   });
 
+  it("an older wfm.json's requestTimeoutMs still loads, as the body grace (never stricter than before); an explicit bodyGraceMs wins", async () => {
+    const dir = await tempDir();
+    const config = defaultConfig(dir, { trustDomain: "t.org", wfmId: "w1" });
+    const { bodyGraceMs: _g, minBodyBytesPerSecond: _r, ...oldLimits } = config.managementLimits;
+    const old = { ...config, managementLimits: { ...oldLimits, requestTimeoutMs: 120_000 } };
+    await writeFile(join(dir, CONFIG_FILE), JSON.stringify(old));
+    const loaded = (await loadConfig(dir)).managementLimits;
+    expect(loaded.bodyGraceMs).toBe(120_000);
+    expect(loaded.minBodyBytesPerSecond).toBe(config.managementLimits.minBodyBytesPerSecond);
+    await writeFile(
+      join(dir, CONFIG_FILE),
+      JSON.stringify({
+        ...old,
+        managementLimits: { ...old.managementLimits, bodyGraceMs: 5000 },
+      }),
+    );
+    expect((await loadConfig(dir)).managementLimits.bodyGraceMs).toBe(5000);
+  });
+
   it("an older wfm.json without managementKeepAliveSeconds gets 65 s, above a 15 s poll", async () => {
     const dir = await tempDir();
     const { managementKeepAliveSeconds: _dropped, ...older } = defaultConfig(dir, {
@@ -59,6 +78,6 @@ describe("loadConfig", () => {
     const d = defaultConfig("/x", { trustDomain: "t.org", wfmId: "w" }).managementLimits;
     expect(d.maxConnections).toBeGreaterThanOrEqual(10_000);
     expect(d.handshakeTimeoutMs).toBeLessThanOrEqual(10_000);
-    expect(d.headersTimeoutMs).toBeLessThanOrEqual(d.requestTimeoutMs);
+    expect(d.requestTimeoutMs).toBeUndefined();
   });
 });

@@ -57,12 +57,25 @@ export interface ManagementLimits {
   maxConnections: number;
   /** From TCP accept to a finished TLS handshake. */
   handshakeTimeoutMs: number;
-  /** From the first byte of a request to the end of its headers (capped at requestTimeoutMs). */
+  /** From the first byte of a request to the end of its headers. */
   headersTimeoutMs: number;
-  /** From the first byte of a request to the end of its body. */
-  requestTimeoutMs: number;
+  /**
+   * @deprecated Read only from an older wfm.json, as `bodyGraceMs` when that is absent. It was a
+   * hard cap on the whole request, which cut valid slow uploads (a device on a satellite link)
+   * with Node's raw 408; the body is now bounded by silence and average rate instead.
+   */
+  requestTimeoutMs?: number;
   /** Longest silence while a request body is being received. */
   bodyIdleTimeoutMs: number;
+  /** How long a request body may take whatever its rate; only after it does the rate rule apply. */
+  bodyGraceMs: number;
+  /**
+   * Least average body rate once the grace is over: by `bodyGraceMs + t` at least `t` seconds
+   * of this many bytes must have arrived. It bounds how long a trickling peer holds a socket and
+   * a buffer (1 MiB at 8 KiB/s: the grace plus 128 s) without cutting a slow but steady link.
+   * 0 turns the rule off (silence still ends a body).
+   */
+  minBodyBytesPerSecond: number;
   /** Longest life of one connection whatever its SVID says (item 13). */
   maxConnectionAgeMs: number;
 }
@@ -111,8 +124,10 @@ export function defaultConfig(
       maxConnections: 20_000,
       handshakeTimeoutMs: 10_000,
       headersTimeoutMs: 10_000,
-      requestTimeoutMs: 30_000,
       bodyIdleTimeoutMs: 10_000,
+      // The old whole-request bound, so whatever finished in time before still does.
+      bodyGraceMs: 30_000,
+      minBodyBytesPerSecond: 8 * 1024,
       maxConnectionAgeMs: 60 * 60 * 1000,
     },
     grpcLimits: {
@@ -149,6 +164,11 @@ export async function loadConfig(dataDir: string): Promise<WfmConfig> {
   for (const [key, value] of Object.entries(saved)) {
     const def = base[key];
     base[key] = isPlainObject(def) && isPlainObject(value) ? { ...def, ...value } : value;
+  }
+  const limits = saved.managementLimits as Partial<ManagementLimits> | undefined;
+  if (limits?.requestTimeoutMs !== undefined && limits.bodyGraceMs === undefined) {
+    // An operator who raised the old whole-request bound for slow links keeps that much time.
+    (base.managementLimits as ManagementLimits).bodyGraceMs = limits.requestTimeoutMs;
   }
   return { ...(base as unknown as WfmConfig), dataDir };
 }

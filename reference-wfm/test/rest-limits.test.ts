@@ -2,6 +2,7 @@ import { type Socket, connect as tcpConnect } from "node:net";
 import { connect, type TLSSocket } from "node:tls";
 import type { admin } from "@margo/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostingCapabilities } from "./support/bodies.js";
 import { jsonOf } from "./support/mtls-client.js";
 import { startTestWfm, type TestWfm, testLimits } from "./support/start-wfm.js";
 
@@ -12,8 +13,11 @@ import { startTestWfm, type TestWfm, testLimits } from "./support/start-wfm.js";
 
 const HANDSHAKE_MS = 300;
 const HEADERS_MS = 400;
-const REQUEST_MS = 1200;
+/** An older wfm.json's whole-request bound: no longer a cap on a body that keeps coming. */
+const OLD_REQUEST_MS = 1200;
 const BODY_IDLE_MS = 400;
+const BODY_GRACE_MS = 800;
+const MIN_BODY_RATE = 16_000;
 /** Node sweeps for header/request timeouts every HEADERS_MS / 4; scheduling adds the rest. */
 const SLACK_MS = 700;
 
@@ -28,8 +32,10 @@ beforeAll(async () => {
       managementLimits: testLimits({
         handshakeTimeoutMs: HANDSHAKE_MS,
         headersTimeoutMs: HEADERS_MS,
-        requestTimeoutMs: REQUEST_MS,
+        requestTimeoutMs: OLD_REQUEST_MS,
         bodyIdleTimeoutMs: BODY_IDLE_MS,
+        bodyGraceMs: BODY_GRACE_MS,
+        minBodyBytesPerSecond: MIN_BODY_RATE,
       }),
     },
   });
@@ -99,19 +105,46 @@ describe("connection stage timeouts", () => {
     expect(afterMs).toBeLessThan(HEADERS_MS + SLACK_MS);
   });
 
-  it("a body trickled faster than the idle timeout is still cut off at the request timeout", async () => {
+  it("a steady slow 100 KB upload finishes however long it takes (past the old request timeout)", async () => {
+    const body = Buffer.from(JSON.stringify(hostingCapabilities("steady-dev")));
+    const padded = Buffer.concat([body, Buffer.alloc(100 * 1024 - body.length, " ")]);
+    const s = await tlsTo(wfm.managementPort, creds);
+    const started = Date.now();
+    const closed = untilClosed(s, started);
+    s.write(
+      "PUT /api/v1/capabilities/steady-dev HTTP/1.1\r\nHost: wfm\r\nConnection: close\r\n" +
+        `Content-Type: application/json\r\nContent-Length: ${padded.length}\r\n\r\n`,
+    );
+    // 4 KiB every 100 ms: about 40 KB/s, 2.5 times the least rate, for about 2.5 s.
+    for (let at = 0; at < padded.length; at += 4096) {
+      await new Promise((r) => setTimeout(r, 100));
+      s.write(padded.subarray(at, at + 4096));
+    }
+    const { text, afterMs } = await closed;
+    expect(text.slice(0, 40)).toMatch(/^HTTP\/1\.1 201 /);
+    expect(afterMs).toBeGreaterThan(OLD_REQUEST_MS + 500);
+    expect(await wfm.core.getDevice("client-a", "steady-dev")).toBeDefined();
+  });
+
+  it("a body that keeps trickling below the least average rate is answered 408 problem+json after the grace", async () => {
     const s = await tlsTo(wfm.managementPort, creds);
     const started = Date.now();
     const closed = untilClosed(s, started);
     s.write(
       "PUT /api/v1/capabilities/slow-dev HTTP/1.1\r\nHost: wfm\r\n" +
-        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
     );
-    trickle(s, " ", BODY_IDLE_MS / 4);
+    // 100 bytes every 50 ms (2 KB/s): never idle, far below the least rate.
+    trickle(s, " ".repeat(100), 50);
     const { text, afterMs } = await closed;
     expect(text.startsWith("HTTP/1.1 408 ")).toBe(true);
-    expect(afterMs).toBeGreaterThanOrEqual(REQUEST_MS - 50);
-    expect(afterMs).toBeLessThan(REQUEST_MS + SLACK_MS);
+    expect(text).toMatch(/content-type: application\/problem\+json/i);
+    expect(text).toMatch(/connection: close/i);
+    const problem = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as Record<string, unknown>;
+    expect(problem.type).toBe("about:blank");
+    expect(String(problem.detail)).toMatch(new RegExp(`${MIN_BODY_RATE} bytes/s`));
+    expect(afterMs).toBeGreaterThanOrEqual(BODY_GRACE_MS - 50);
+    expect(afterMs).toBeLessThan(BODY_GRACE_MS + SLACK_MS);
     expect(await wfm.core.getDevice("client-a", "slow-dev")).toBeUndefined();
   });
 
@@ -127,9 +160,9 @@ describe("connection stage timeouts", () => {
     expect(text.startsWith("HTTP/1.1 408 ")).toBe(true);
     expect(text).toMatch(/content-type: application\/problem\+json/i);
     expect(text).toMatch(/connection: close/i);
-    // Well before the request timeout, so it is the idle rule that fired.
+    // Before the grace is over, so it is the idle rule that fired.
     expect(afterMs).toBeGreaterThanOrEqual(BODY_IDLE_MS - 50);
-    expect(afterMs).toBeLessThan(REQUEST_MS - 200);
+    expect(afterMs).toBeLessThan(BODY_GRACE_MS);
     expect(await wfm.core.getDevice("client-a", "idle-dev")).toBeUndefined();
   });
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { BodyIdleError, readBody, unsupportedBodyEncoding } from "./body.js";
+import { BodyIdleError, BodyTooSlowError, readBody, unsupportedBodyEncoding } from "./body.js";
 
 /** A stream standing in for a request body (readBody only listens to stream events). */
 function fakeRequest(): PassThrough & IncomingMessage {
@@ -38,7 +38,7 @@ describe("readBody", () => {
   it("fails with BodyIdleError when the body goes quiet for idleMs", async () => {
     const req = fakeRequest();
     const started = Date.now();
-    const read = readBody(req, 1024, 100);
+    const read = readBody(req, 1024, { idleMs: 100 });
     req.write("{");
     await expect(read).rejects.toBeInstanceOf(BodyIdleError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(90);
@@ -46,12 +46,44 @@ describe("readBody", () => {
 
   it("keeps waiting while bytes keep coming, and resolves with all of them", async () => {
     const req = fakeRequest();
-    const read = readBody(req, 1024, 100);
+    const read = readBody(req, 1024, { idleMs: 100 });
     for (const piece of ["[", "1", ",", "2", "]"]) {
       await new Promise((r) => setTimeout(r, 50));
       req.write(piece);
     }
     req.end();
     expect((await read).toString()).toBe("[1,2]");
+  });
+
+  it("a body that keeps ahead of the least rate is read however long it takes, past the grace", async () => {
+    const req = fakeRequest();
+    const started = Date.now();
+    const read = readBody(req, 10_000, { idleMs: 200, graceMs: 100, minBytesPerSecond: 1000 });
+    // 100 bytes every 50 ms is 2000 bytes/s: twice the least rate, for 6x the grace.
+    for (let i = 0; i < 12; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      req.write("x".repeat(100));
+    }
+    req.end();
+    expect((await read).length).toBe(1200);
+    expect(Date.now() - started).toBeGreaterThan(500);
+  });
+
+  it("fails with BodyTooSlowError once the average after the grace falls behind, though never idle", async () => {
+    const req = fakeRequest();
+    const started = Date.now();
+    const read = readBody(req, 10_000, { idleMs: 200, graceMs: 100, minBytesPerSecond: 1000 });
+    // 10 bytes every 50 ms is 200 bytes/s: the idle rule never fires, the rate rule does.
+    const t = setInterval(() => req.write("x".repeat(10)), 50);
+    try {
+      const err = await read.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BodyTooSlowError);
+      expect(String((err as Error).message)).toMatch(/1000 bytes\/s/);
+      const after = Date.now() - started;
+      expect(after).toBeGreaterThanOrEqual(100);
+      expect(after).toBeLessThan(600);
+    } finally {
+      clearInterval(t);
+    }
   });
 });

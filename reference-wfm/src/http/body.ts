@@ -21,6 +21,29 @@ export class BodyIdleError extends Error {
   }
 }
 
+/** The client sends its body too slowly on average; the edge answers 408 and closes the connection. */
+export class BodyTooSlowError extends Error {
+  override readonly name = "BodyTooSlowError";
+  constructor(
+    readonly minBytesPerSecond: number,
+    readonly graceMs: number,
+  ) {
+    super(
+      `request body arrived slower than ${minBytesPerSecond} bytes/s after a ${graceMs} ms grace`,
+    );
+  }
+}
+
+/** How a body must keep coming; every rule is off at 0 or when omitted. */
+export interface BodyPace {
+  /** Longest silence between two chunks. */
+  idleMs?: number;
+  /** Time the body may take whatever its rate. */
+  graceMs?: number;
+  /** After the grace, at least this many bytes per second since the grace ended, on average. */
+  minBytesPerSecond?: number;
+}
+
 /**
  * Whether Content-Length alone already proves the body too large, so it is refused before a
  * single byte is buffered (issue 3, "oversized bodies rejected before they are buffered").
@@ -34,24 +57,44 @@ export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
 
 /**
  * Read the whole body, counting as it streams (chunked bodies have no Content-Length). A body
- * that goes quiet for `idleMs` fails with BodyIdleError: the overall request timeout alone would
- * let a trickling client hold a socket and a buffer for its full length.
+ * that goes quiet for `idleMs` fails with BodyIdleError; one that, after `graceMs`, falls behind
+ * `minBytesPerSecond` on average fails with BodyTooSlowError. Together they bound how long a
+ * trickling client holds a socket and a buffer, yet a slow but steady link (a device on a
+ * satellite uplink) finishes however long its body takes: a fixed whole-request timeout cut it.
  */
-export function readBody(req: IncomingMessage, limit: number, idleMs = 0): Promise<Buffer> {
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  pace: BodyPace = {},
+): Promise<Buffer> {
+  const idleMs = pace.idleMs ?? 0;
+  const graceMs = pace.graceMs ?? 0;
+  const rate = pace.minBytesPerSecond ?? 0;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
     let idle: NodeJS.Timeout | undefined;
+    let slow: NodeJS.Timeout | undefined;
+    const started = performance.now();
     const armIdle = () => {
       if (idleMs <= 0) return;
       if (idle) idle.refresh();
       else idle = setTimeout(() => finish(new BodyIdleError(idleMs)), idleMs);
     };
+    // One timer, re-armed only when it fires, for the moment the bytes so far stop being enough:
+    // no timer work per chunk.
+    const checkRate = () => {
+      const due = started + graceMs + (size * 1000) / rate;
+      const left = due - performance.now();
+      if (left <= 0) finish(new BodyTooSlowError(rate, graceMs));
+      else slow = setTimeout(checkRate, Math.ceil(left));
+    };
     const finish = (err?: Error) => {
       if (done) return;
       done = true;
       if (idle) clearTimeout(idle);
+      if (slow) clearTimeout(slow);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
@@ -77,6 +120,7 @@ export function readBody(req: IncomingMessage, limit: number, idleMs = 0): Promi
     req.on("error", onError);
     req.on("aborted", onAborted);
     armIdle();
+    if (rate > 0) slow = setTimeout(checkRate, graceMs);
   });
 }
 

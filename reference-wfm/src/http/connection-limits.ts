@@ -5,26 +5,49 @@ import type { ManagementLimits } from "../config.js";
  * 10 s limit stretch to 40 s. */
 const MAX_TIMEOUT_SWEEP_MS = 1000;
 
+/** Room between the longest body our reader allows and Node's own request cut-off. */
+const BACKSTOP_MARGIN_MS = 60_000;
+
+/**
+ * The longest a request body can take under the reader's rules: the grace, then `maxBodyBytes`
+ * at exactly the least rate, then at most one idle gap. 0 when the rate rule is off (unbounded).
+ */
+export function longestBodyMs(limits: ManagementLimits, maxBodyBytes: number): number {
+  if (limits.minBodyBytesPerSecond <= 0) return 0;
+  return (
+    limits.bodyGraceMs +
+    Math.ceil((maxBodyBytes * 1000) / limits.minBodyBytesPerSecond) +
+    limits.bodyIdleTimeoutMs
+  );
+}
+
 /**
  * The listener options that bound how long a connection may take to handshake and to send a
  * request, shared by the Management Interface and the MIS trust listener: the latter needs no
  * client certificate, so it is the easier one to pin with idle or trickling sockets.
+ *
+ * Bodies are bounded by our own reader (silence, least average rate), which answers 408
+ * problem+json. Node's request timeout is only a backstop, set far above anything the reader
+ * allows, for bodies no handler reads (a GET carrying one): as a hard cap it cut valid slow
+ * uploads with a raw 408. `maxBodyBytes` is 0 for a listener that reads no bodies.
  */
 export function connectionLimitOptions(
   limits: ManagementLimits,
+  maxBodyBytes: number,
 ): Pick<
   ServerOptions,
   "handshakeTimeout" | "headersTimeout" | "requestTimeout" | "connectionsCheckingInterval"
 > {
-  // Node refuses a headers timeout above the request timeout; the request bound includes headers.
-  const headersTimeout =
-    limits.requestTimeoutMs > 0
-      ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs)
-      : limits.headersTimeoutMs;
+  const headersTimeout = limits.headersTimeoutMs;
+  const body = longestBodyMs(limits, maxBodyBytes);
+  // A listener without body intake has nothing slow to wait for after the headers.
+  const backstop =
+    maxBodyBytes === 0 ? limits.bodyIdleTimeoutMs : body > 0 ? body + BACKSTOP_MARGIN_MS : 0;
   return {
     handshakeTimeout: limits.handshakeTimeoutMs,
     headersTimeout,
-    requestTimeout: limits.requestTimeoutMs,
+    // Node measures it from the first byte of the request, headers included; 0 turns it off.
+    requestTimeout: backstop > 0 ? headersTimeout + backstop : 0,
     connectionsCheckingInterval: Math.max(
       10,
       Math.min(MAX_TIMEOUT_SWEEP_MS, Math.floor(headersTimeout / 4)),

@@ -13,6 +13,7 @@ import {
   BodyAbortedError,
   BodyIdleError,
   BodyTooLargeError,
+  BodyTooSlowError,
   declaredTooLarge,
   isJsonContentType,
   readBody,
@@ -128,7 +129,7 @@ export async function startManagementServer(
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ["http/1.1"],
-    ...connectionLimitOptions(limits),
+    ...connectionLimitOptions(limits, config.maxBodyBytes),
   });
   server.maxConnections = limits.maxConnections;
   let dropped = 0;
@@ -293,13 +294,17 @@ export async function startManagementServer(
       return undefined;
     }
     try {
-      return await readBody(req, config.maxBodyBytes, limits.bodyIdleTimeoutMs);
+      return await readBody(req, config.maxBodyBytes, {
+        idleMs: limits.bodyIdleTimeoutMs,
+        graceMs: limits.bodyGraceMs,
+        minBytesPerSecond: limits.minBodyBytesPerSecond,
+      });
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         sendProblem(res, tooLarge(instance, config.maxBodyBytes), true);
         return undefined;
       }
-      if (err instanceof BodyIdleError) {
+      if (err instanceof BodyIdleError || err instanceof BodyTooSlowError) {
         sendProblem(res, problemResponse({ status: 408, detail: err.message, instance }), true);
         return undefined;
       }

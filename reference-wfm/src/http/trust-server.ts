@@ -46,7 +46,8 @@ export async function startTrustServer(opts: TrustServerOptions): Promise<Runnin
   const server = createServer({
     ...secureContextOptions(identity.serverTls(), { withClientCa: false }),
     ALPNProtocols: ["http/1.1"],
-    ...connectionLimitOptions(config.managementLimits),
+    // It reads no request bodies.
+    ...connectionLimitOptions(config.managementLimits, 0),
   });
   server.maxConnections = config.managementLimits.maxConnections;
   const sockets = new Set<Socket>();
