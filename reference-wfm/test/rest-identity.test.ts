@@ -9,9 +9,10 @@ import { startTestWfm, type TestWfm } from "./support/start-wfm.js";
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 let wfm: TestWfm;
+const logs: Array<{ event: string; fields: Record<string, unknown> }> = [];
 
 beforeAll(async () => {
-  wfm = await startTestWfm();
+  wfm = await startTestWfm({ log: (event, fields) => logs.push({ event, fields }) });
 });
 afterAll(async () => {
   await wfm?.dispose();
@@ -74,6 +75,49 @@ describe("MIS endpoints", () => {
     c.close();
   });
 });
+
+/** What a client saw of one TLS connection: verification codes are the client refusing the WFM. */
+interface TlsOutcome {
+  /** The client finished its side of the handshake and verified the WFM. */
+  verifiedServer: boolean;
+  /** Bytes the server sent after the request (an HTTP answer, if any). */
+  reply: string;
+  /** The client-side error code (e.g. a certificate verification code), if any. */
+  code: string | undefined;
+}
+
+/** One GET over a raw TLS connection presenting `creds`, trusting only `anchorsPem`. */
+function tlsOutcome(port: number, creds: admin.ClientCredentials, anchorsPem: string) {
+  return new Promise<TlsOutcome>((resolve) => {
+    let verifiedServer = false;
+    let reply = "";
+    let code: string | undefined;
+    const s = connect({
+      host: "127.0.0.1",
+      port,
+      ca: anchorsPem,
+      cert: creds.certificateChainPem,
+      key: creds.privateKeyPem,
+      minVersion: "TLSv1.3",
+      checkServerIdentity: () => undefined,
+    });
+    s.once("secureConnect", () => {
+      verifiedServer = s.authorized;
+      s.write("GET /api/v1/deployments HTTP/1.1\r\nHost: wfm\r\nConnection: close\r\n\r\n");
+    });
+    s.on("data", (d: Buffer) => {
+      reply += d.toString("latin1");
+    });
+    s.on("error", (e: NodeJS.ErrnoException) => {
+      code ??= e.code;
+    });
+    s.once("close", () => resolve({ verifiedServer, reply, code }));
+  });
+}
+
+/** Node's codes for a chain the client cannot build to an anchor it holds. */
+const CANNOT_VERIFY =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_GET_ISSUER_CERT|CERT_SIGNATURE_FAILURE)$/;
 
 describe("rotation without restart (digest 5.6: publish, wait, activate, retire)", () => {
   /** What a device does on refresh: fetch the bundle, trusting only the anchors it holds. */
@@ -140,8 +184,16 @@ describe("rotation without restart (digest 5.6: publish, wait, activate, retire)
     const after = await status(renewed, refreshed.pem);
     expect(after.status).toBe(200);
     expect(after.serverSerial).toBe(r1.serverSerial);
-    // Only now is the device that never refreshed cut off (it cannot verify the WFM any more).
-    await expect(status(stale, stale.trustBundlePem)).rejects.toThrow();
+    // Only now is the device that never refreshed cut off, and by its own side: holding only the
+    // old anchor it cannot verify the WFM any more, even presenting an SVID the WFM accepts.
+    const staleRenewed = await wfm.core.issueClientCredentials("rot-stale");
+    expect((await status(staleRenewed, refreshed.pem)).status).toBe(200);
+    for (const svid of [staleRenewed, stale]) {
+      const cut = await tlsOutcome(wfm.managementPort, svid, stale.trustBundlePem);
+      expect(cut.verifiedServer).toBe(false);
+      expect(cut.code).toMatch(CANNOT_VERIFY);
+      expect(cut.reply).toBe("");
+    }
     expect((await refreshBundle(refreshed.pem)).sequence).toBe(seq0 + 2);
   });
 
@@ -172,9 +224,19 @@ describe("rotation without restart (digest 5.6: publish, wait, activate, retire)
         setTimeout(() => reject(new Error("live connection survived the retired anchor")), 3000),
       ),
     ]);
+    // The WFM side: the device verifies the WFM (it holds the new anchors), yet the WFM closes
+    // the connection its old-root SVID opened without an answer and says why.
     const newAnchors = wfm.identity.serverTls().anchorsPem;
-    const stale = wfm.client({ ...oldCreds, trustBundlePem: newAnchors });
-    await expect(stale.get("/api/v1/deployments")).rejects.toThrow();
+    logs.length = 0;
+    const refused = await tlsOutcome(wfm.managementPort, oldCreds, newAnchors);
+    expect(refused.verifiedServer).toBe(true);
+    expect(refused.code ?? "").not.toMatch(CANNOT_VERIFY);
+    expect(refused.reply).toBe("");
+    expect(
+      logs.some(
+        (l) => l.event === "tls-handshake-failed" || l.event === "client-certificate-refused",
+      ),
+    ).toBe(true);
     const renewed = await wfm.core.issueClientCredentials("retire-client");
     expect((await wfm.client(renewed).get("/api/v1/deployments")).status).toBe(200);
   });
