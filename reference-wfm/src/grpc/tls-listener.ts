@@ -171,7 +171,8 @@ export async function startGrpcTlsListener(opts: GrpcTlsListenerOptions): Promis
       inject(socket);
     });
   });
-  server.on("tlsClientError", () => undefined);
+  // With a listener here Node leaves the socket open (a handshake timeout included): close it.
+  server.on("tlsClientError", (_err, socket) => socket.destroy());
 
   const unsubscribe = identity.onChange(() => {
     server.setSecureContext(secureContextOptions(identity.serverTls(), { withClientCa: true }));

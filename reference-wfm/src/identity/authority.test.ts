@@ -250,6 +250,8 @@ describe("operators", () => {
     expect(id.verifyOperator(chainOf(op.certificateChainPem))).toEqual({
       name: "alice",
       spiffeId: op.spiffeId,
+      // The end of the verified path (here the leaf: the root outlives it).
+      notAfter: new Date(new X509Certificate(chainOf(op.certificateChainPem)[0] as Buffer).validTo),
     });
     const client = await id.mintClient("device-7");
     expect(ruleOf(() => id.verifyOperator(chainOf(client.certificateChainPem)))).toBe(
