@@ -9,6 +9,7 @@ import {
   channelCredentials,
   MemoryCore,
   problemOfError,
+  TEST_CHANNEL_OPTIONS,
   type TestCredentials,
   TestIdentity,
 } from "./grpc-support.js";
@@ -22,19 +23,36 @@ let target: string;
 let clientCreds: TestCredentials;
 let operatorCreds: TestCredentials;
 const open: Client[] = [];
+/** Process warnings seen while this file's clients connect (Node emits each deprecation once). */
+const warningCodes: string[] = [];
+process.on("warning", (w: Error & { code?: string }) => {
+  if (w.code) warningCodes.push(w.code);
+});
 
 function wm(creds: TestCredentials): api.WorkloadManagementServiceClient {
-  const c = new api.WorkloadManagementServiceClient(target, channelCredentials(creds));
+  const c = new api.WorkloadManagementServiceClient(
+    target,
+    channelCredentials(creds),
+    TEST_CHANNEL_OPTIONS,
+  );
   open.push(c);
   return c;
 }
 function adminClient(creds: TestCredentials): admin.WfmAdminServiceClient {
-  const c = new admin.WfmAdminServiceClient(target, channelCredentials(creds));
+  const c = new admin.WfmAdminServiceClient(
+    target,
+    channelCredentials(creds),
+    TEST_CHANNEL_OPTIONS,
+  );
   open.push(c);
   return c;
 }
 function driver(creds: TestCredentials): wfmDriver.WfmDriverServiceClient {
-  const c = new wfmDriver.WfmDriverServiceClient(target, channelCredentials(creds));
+  const c = new wfmDriver.WfmDriverServiceClient(
+    target,
+    channelCredentials(creds),
+    TEST_CHANNEL_OPTIONS,
+  );
   open.push(c);
   return c;
 }
@@ -75,9 +93,17 @@ beforeAll(async () => {
 afterEach(() => {
   for (const c of open.splice(0)) c.close();
 });
-
 afterAll(async () => {
   await server.close();
+});
+
+describe("test channels", () => {
+  it("never put an IP address in SNI (DEP0123): the target is 127.0.0.1, the name a hint", async () => {
+    expect(target.startsWith("127.0.0.1:")).toBe(true);
+    const c = wm(clientCreds);
+    await call(c, c.getManifest, {});
+    expect(warningCodes).not.toContain("DEP0123");
+  });
 });
 
 describe("WorkloadManagement over mTLS", () => {

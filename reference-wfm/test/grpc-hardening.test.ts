@@ -13,6 +13,7 @@ import {
   mintLeaf,
   newIntermediate,
   problemOfError,
+  TEST_CHANNEL_OPTIONS,
   type TestCredentials,
   TestIdentity,
 } from "./grpc-support.js";
@@ -51,7 +52,11 @@ async function start(
 }
 
 function wm(target: string, creds: TestCredentials): api.WorkloadManagementServiceClient {
-  const c = new api.WorkloadManagementServiceClient(target, channelCredentials(creds));
+  const c = new api.WorkloadManagementServiceClient(
+    target,
+    channelCredentials(creds),
+    TEST_CHANNEL_OPTIONS,
+  );
   open.push(c);
   return c;
 }
@@ -194,6 +199,7 @@ describe("per-client budget and body limit", () => {
     const d = new wfmDriver.WfmDriverServiceClient(
       t,
       channelCredentials(await identity.operatorCreds("alice")),
+      TEST_CHANNEL_OPTIONS,
     );
     open.push(d);
     for (let i = 0; i < 4; i++) await call(d, d.info, {});

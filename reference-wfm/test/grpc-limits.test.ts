@@ -17,6 +17,7 @@ import {
   mintLeaf,
   newIntermediate,
   problemOfError,
+  TEST_CHANNEL_OPTIONS,
   type TestCredentials,
   TestIdentity,
 } from "./grpc-support.js";
@@ -115,7 +116,7 @@ function wm(port: number, c: TestCredentials): api.WorkloadManagementServiceClie
   const client = new api.WorkloadManagementServiceClient(
     `127.0.0.1:${port}`,
     channelCredentials(c),
-    { "grpc.use_local_subchannel_pool": 1 },
+    { ...TEST_CHANNEL_OPTIONS, "grpc.use_local_subchannel_pool": 1 },
   );
   open.push(client);
   return client;

@@ -586,6 +586,13 @@ export function channelCredentials(creds: TestCredentials): ChannelCredentials {
 }
 
 /**
+ * Options every test channel passes: grpc-js puts the target host in SNI, and an IP there is
+ * deprecated (DEP0123; RFC 6066 3 allows DNS names only). The name is only a hint to the server
+ * and matches the DNS SAN of test and WFM SVIDs; the SPIFFE ID is what identifies the WFM.
+ */
+export const TEST_CHANNEL_OPTIONS = { "grpc.ssl_target_name_override": "localhost" } as const;
+
+/**
  * Calls a unary client method as a promise. The parameter mirrors the generated clients' last
  * overload (request, metadata, options, callback), which is the one TypeScript infers from.
  */
