@@ -1,6 +1,6 @@
 // reflect-metadata must load before @peculiar/x509 (its ASN.1 schemas use decorators).
 import "reflect-metadata";
-import { createHash, webcrypto, X509Certificate } from "node:crypto";
+import { createHash, type webcrypto, X509Certificate } from "node:crypto";
 import {
   type CallOptions,
   ChannelCredentials,
@@ -9,6 +9,13 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import type { admin, ProblemDetail } from "@margo/proto";
+import {
+  createRootCa,
+  type Issuer,
+  type MintedCertificate,
+  mintCertificate,
+  mintSvid,
+} from "@margo/proto/identity";
 import { decodeProblemDetail, encodeStateManifest } from "@margo/proto/wire";
 import * as x509 from "@peculiar/x509";
 import type {
@@ -29,52 +36,36 @@ import {
 } from "../src/identity/types.js";
 
 /**
- * Collaborators for the gRPC edge tests: a small but genuine certificate authority (P-256 SVIDs,
- * real chains, real TLS on loopback) and an in-memory core that keeps per-client manifests the way
+ * Collaborators for the gRPC edge tests: a small but genuine certificate authority (P-256 SVIDs
+ * minted by @margo/proto/identity, real chains, real TLS on loopback) and an in-memory core that keeps per-client manifests the way
  * the contract describes. The edge under test is the real one; only its collaborators are local,
  * so these tests run without the store, the registry or the full composition root.
  */
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 type Keys = webcrypto.CryptoKeyPair;
 
+/** A test CA: the parsed certificate (tests put it in chains and anchors) and its key pair. */
 export interface Ca {
   cert: x509.X509Certificate;
   keys: Keys;
 }
 
-let serial = 1;
+// Only names CAs; serial numbers come from the library's CSPRNG.
+let caCount = 1;
 
-async function keyPair(): Promise<Keys> {
-  return (await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"])) as Keys;
+function toCa(minted: MintedCertificate): Ca {
+  return { cert: new x509.X509Certificate(minted.certDer), keys: minted.keys };
 }
 
-async function keyPem(keys: Keys): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString("base64").replace(/.{64}/g, "$&\n")}\n-----END PRIVATE KEY-----\n`;
+function issuerOf(ca: Ca): Issuer {
+  return { certDer: Buffer.from(ca.cert.rawData), privateKey: ca.keys.privateKey };
 }
 
 async function newCa(name: string): Promise<Ca> {
-  const keys = await keyPair();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: (serial++).toString(16).padStart(4, "0"),
-    name: `O=test, CN=${name}`,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * 3600_000),
-    keys: keys as never,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
-    ],
-  });
-  return { cert, keys };
+  caCount++;
+  return toCa(
+    await createRootCa({ trustDomain: "test", commonName: name, lifetimeSeconds: 24 * 3600 }),
+  );
 }
 
 /**
@@ -87,61 +78,33 @@ export async function newIntermediate(
   name: string,
   opts: { keys?: Keys; lifetimeMs?: number } = {},
 ): Promise<Ca> {
-  const keys = opts.keys ?? (await keyPair());
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: (serial++).toString(16).padStart(4, "0"),
-    subject: `O=test, CN=${name}`,
-    issuer: parent.cert.subject,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + (opts.lifetimeMs ?? 24 * 3600_000)),
-    publicKey: keys.publicKey as never,
-    signingKey: parent.keys.privateKey as never,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
-      await x509.AuthorityKeyIdentifierExtension.create(parent.cert as never),
-    ],
-  });
-  return { cert, keys };
+  // mintCertificate rather than createIntermediateCa: only it takes an existing key pair.
+  return toCa(
+    await mintCertificate({
+      subject: `O=test, CN=${name}`,
+      issuer: issuerOf(parent),
+      ca: true,
+      pathLength: 0,
+      keyUsage: ["keyCertSign", "cRLSign"],
+      lifetimeSeconds: (opts.lifetimeMs ?? 24 * 3600_000) / 1000,
+      ...(opts.keys === undefined ? {} : { keys: opts.keys }),
+    }),
+  );
 }
 
-/** A leaf signed by `ca`: the SPIFFE ID as the one URI SAN, plus extra DNS/IP SANs. */
+/** A leaf SVID signed by `ca`: the SPIFFE ID as the one URI SAN; a server adds DNS/IP SANs. */
 export async function mintLeaf(
   ca: Ca,
   spiffeId: string,
   opts: { server?: boolean; lifetimeMs?: number } = {},
 ): Promise<{ certPem: string; keyPem: string }> {
-  const keys = await keyPair();
-  const names: x509.JsonGeneralName[] = [{ type: "url", value: spiffeId }];
-  if (opts.server)
-    names.push({ type: "dns", value: "localhost" }, { type: "ip", value: "127.0.0.1" });
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: (serial++).toString(16).padStart(4, "0"),
-    subject: "O=test",
-    issuer: ca.cert.subject,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + (opts.lifetimeMs ?? 3600_000)),
-    publicKey: keys.publicKey as never,
-    signingKey: ca.keys.privateKey as never,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension(
-        opts.server
-          ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]
-          : [x509.ExtendedKeyUsage.clientAuth],
-      ),
-      new x509.SubjectAlternativeNameExtension(names, true),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.cert as never),
-    ],
+  const { certPem, keyPem } = await mintSvid({
+    issuer: issuerOf(ca),
+    spiffeId,
+    lifetimeSeconds: (opts.lifetimeMs ?? 3600_000) / 1000,
+    ...(opts.server ? { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] } : {}),
   });
-  return { certPem: cert.toString("pem"), keyPem: await keyPem(keys) };
+  return { certPem, keyPem };
 }
 
 /** PEM credentials a test client presents. */
@@ -254,7 +217,7 @@ export class TestIdentity implements WfmIdentity {
 
   /** Rotation step 1: a new CA joins the anchors; issuance and the server SVID stay. */
   async publishNextAuthority(): Promise<admin.AuthorityStatus> {
-    this.anchors = [...this.anchors, await newCa(`ca-${serial}`)];
+    this.anchors = [...this.anchors, await newCa(`ca-${caCount}`)];
     this.emit();
     return this.authorityStatus();
   }
@@ -286,7 +249,7 @@ export class TestIdentity implements WfmIdentity {
 
   /** Swap the whole trust domain to a fresh CA at once: every earlier SVID stops verifying. */
   async replaceAuthority(): Promise<void> {
-    this.anchors = [await newCa(`ca-${serial}`)];
+    this.anchors = [await newCa(`ca-${caCount}`)];
     this.server = await mintLeaf(this.issuing, this.wfmSpiffeId, { server: true });
     this.emit();
   }
