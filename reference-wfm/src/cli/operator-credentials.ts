@@ -21,7 +21,7 @@ import { DataDirError } from "./errors.js";
  * renews them from the new root, `ca retire` checks they survive, `operator renew` renews on demand.
  */
 
-/** Tolerated clock skew, the WFM's own (identity/authority.ts), so both sides judge alike. */
+/** Tolerated clock skew, the WFM's own (identity/verify-cache.ts), so both sides judge alike. */
 const SKEW_SECONDS = 30;
 
 /** The operator name in the leaf of `<dir>/svid.pem` (spiffe://<td>/operator/<name>). */
