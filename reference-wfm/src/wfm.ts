@@ -8,7 +8,7 @@ import type { EdgeLog } from "./http/log.js";
 import { startManagementServer } from "./http/management-server.js";
 import { RateLimiter } from "./http/rate-limit.js";
 import { startTrustServer } from "./http/trust-server.js";
-import { initIdentity, loadIdentity } from "./identity/authority.js";
+import { type FileIdentity, initIdentity, loadIdentity } from "./identity/authority.js";
 import type { WfmIdentity } from "./identity/types.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import type { WfmStore } from "./store/store.js";
@@ -51,19 +51,13 @@ export interface RunningWfm {
   close(): Promise<void>;
 }
 
-/** Identity implementations may own a renewal timer; stop it if they expose close(). */
-async function closeIdentity(identity: WfmIdentity): Promise<void> {
-  const c = (identity as WfmIdentity & { close?: () => void | Promise<void> }).close;
-  if (typeof c === "function") await c.call(identity);
-}
-
 /**
  * Create a data directory: `wfm.json`, the trust domain's CA and WFM SVID, and the empty store.
  * Fails if an identity already exists there (H1's initIdentity refuses re-init), so an operator
  * cannot silently replace a trust domain. Returns the identity so the caller can mint the
- * operator's credentials; the caller closes it with `closeWfmIdentity`.
+ * operator's credentials; the caller closes it (it owns the SVID-renewal timer).
  */
-export async function initWfm(config: WfmConfig): Promise<WfmIdentity> {
+export async function initWfm(config: WfmConfig): Promise<FileIdentity> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const identity = await initIdentity(config);
   await saveConfig(config);
@@ -83,9 +77,6 @@ export function liveTrustUrl(configured: string, livePort: number): string {
   return url.toString().replace(/\/+$/, configured.endsWith("/") ? "/" : "");
 }
 
-/** Stop an identity returned by initWfm (its SVID-renewal timer). */
-export const closeWfmIdentity = closeIdentity;
-
 /**
  * The composition root: store, identity, core and the three listeners (Management Interface,
  * MIS trust endpoints, gRPC). A failure halfway closes what was already started.
@@ -99,7 +90,7 @@ export async function startWfm(config: WfmConfig, opts: StartWfmOptions = {}): P
     const store = await openSqliteStore(join(config.dataDir, STORE_FILE));
     stack.push(() => store.close());
     const identity = await loadIdentity(config);
-    stack.push(() => closeIdentity(identity));
+    stack.push(async () => identity.close());
     const core = await createWfmCore({
       store,
       identity,

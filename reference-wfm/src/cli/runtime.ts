@@ -1,6 +1,6 @@
 import type { admin } from "@margo/proto";
 import type { WfmConfig } from "../config.js";
-import { closeWfmIdentity, initWfm, startWfm } from "../wfm.js";
+import { initWfm, startWfm } from "../wfm.js";
 
 /**
  * What the CLI needs from the composition root (wfm.ts): create a data directory's state and the
@@ -22,7 +22,7 @@ export const wfmRuntime: WfmRuntime = {
     try {
       return await identity.mintOperator(operatorName);
     } finally {
-      await closeWfmIdentity(identity);
+      identity.close();
     }
   },
   async start(config) {

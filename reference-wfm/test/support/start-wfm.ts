@@ -10,13 +10,7 @@ import {
   type WfmConfig,
 } from "../../src/config.js";
 import type { EdgeLog } from "../../src/http/log.js";
-import {
-  closeWfmIdentity,
-  initWfm,
-  type RunningWfm,
-  type StartWfmOptions,
-  startWfm,
-} from "../../src/wfm.js";
+import { initWfm, type RunningWfm, type StartWfmOptions, startWfm } from "../../src/wfm.js";
 import { MtlsClient, type MtlsClientOptions } from "./mtls-client.js";
 
 /** Trust domain and wfm-id every test WFM uses. */
@@ -58,7 +52,7 @@ export async function ensureInitialised(config: WfmConfig): Promise<WfmConfig> {
     return await loadConfig(config.dataDir);
   } catch {
     const identity = await initWfm(config);
-    await closeWfmIdentity(identity);
+    identity.close();
     return config;
   }
 }
