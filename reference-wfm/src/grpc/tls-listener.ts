@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer, type TLSSocket } from "node:tls";
 import type { GrpcLimits, ListenAddress } from "../config.js";
+import { capConnections } from "../http/connection-limits.js";
 import type { EdgeLog } from "../http/log.js";
 import { peerChainDer } from "../http/management-server.js";
 import { secureContextOptions } from "../http/tls-options.js";
@@ -17,9 +18,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * (UNAUTHENTICATED, PERMISSION_DENIED) reach the client before the socket goes.
  */
 const SOCKET_GRACE_MS = 1000;
-
-/** Least time between two "connections dropped at the cap" log lines, so a flood cannot flood the log. */
-const DROP_LOG_INTERVAL_MS = 10_000;
 
 export interface GrpcTlsListenerOptions {
   identity: WfmIdentity;
@@ -85,17 +83,7 @@ export async function startGrpcTlsListener(opts: GrpcTlsListenerOptions): Promis
     ALPNProtocols: ["h2"],
     handshakeTimeout: limits.handshakeTimeoutMs,
   });
-  server.maxConnections = limits.maxConnections;
-  let dropped = 0;
-  let lastDropLog = Number.NEGATIVE_INFINITY;
-  server.on("drop", () => {
-    dropped++;
-    const t = performance.now();
-    if (t - lastDropLog < DROP_LOG_INTERVAL_MS) return;
-    lastDropLog = t;
-    log("grpc-connections-dropped", { count: dropped, maxConnections: limits.maxConnections });
-    dropped = 0;
-  });
+  capConnections(server, limits.maxConnections, log, "grpc-connections-dropped");
 
   /**
    * Until when the chain names a party this WFM knows (a client or an operator): the end of its

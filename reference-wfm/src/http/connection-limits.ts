@@ -1,5 +1,34 @@
 import type { ServerOptions } from "node:https";
+import type { Server } from "node:net";
 import type { ManagementLimits } from "../config.js";
+import type { EdgeLog } from "./log.js";
+
+/** Least time between two "connections dropped at the cap" log lines, so a flood cannot flood the log. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Caps a listener's sockets and reports what the cap turned away, at most once per interval with
+ * the count since the last report: every TLS listener of the WFM needs both, and a flood that
+ * hits the cap must not also flood the log.
+ */
+export function capConnections(
+  server: Server,
+  maxConnections: number,
+  log: EdgeLog,
+  event: string,
+): void {
+  server.maxConnections = maxConnections;
+  let dropped = 0;
+  let lastReport = Number.NEGATIVE_INFINITY;
+  server.on("drop", () => {
+    dropped++;
+    const t = performance.now();
+    if (t - lastReport < DROP_LOG_INTERVAL_MS) return;
+    lastReport = t;
+    log(event, { count: dropped, maxConnections });
+    dropped = 0;
+  });
+}
 
 /** How often Node sweeps for headers/request timeouts at most; its 30 s default would let a
  * 10 s limit stretch to 40 s. */

@@ -19,7 +19,7 @@ import {
   readBody,
   unsupportedBodyEncoding,
 } from "./body.js";
-import { connectionLimitOptions } from "./connection-limits.js";
+import { capConnections, connectionLimitOptions } from "./connection-limits.js";
 import { type EdgeLog, stderrLog } from "./log.js";
 import { accepts, acceptsGzip, ifNoneMatchHits } from "./negotiation.js";
 import {
@@ -34,9 +34,6 @@ import { secureContextOptions } from "./tls-options.js";
 
 /** Content-addressed responses never change, so caches may keep them for a year (item 47). */
 const IMMUTABLE = "private, max-age=31536000, immutable";
-
-/** Least time between two "connections dropped at the cap" log lines, so a flood cannot flood the log. */
-const DROP_LOG_INTERVAL_MS = 10_000;
 
 /** setTimeout cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -131,17 +128,7 @@ export async function startManagementServer(
     ALPNProtocols: ["http/1.1"],
     ...connectionLimitOptions(limits, config.maxBodyBytes),
   });
-  server.maxConnections = limits.maxConnections;
-  let dropped = 0;
-  let lastDropLog = Number.NEGATIVE_INFINITY;
-  server.on("drop", () => {
-    dropped++;
-    const t = performance.now();
-    if (t - lastDropLog < DROP_LOG_INTERVAL_MS) return;
-    lastDropLog = t;
-    log("connections-dropped", { count: dropped, maxConnections: limits.maxConnections });
-    dropped = 0;
-  });
+  capConnections(server, limits.maxConnections, log, "connections-dropped");
 
   const admit = (socket: TLSSocket, chain: Buffer[], client: VerifiedClient) => {
     const ageLimit = Math.min(

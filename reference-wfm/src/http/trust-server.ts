@@ -3,7 +3,7 @@ import { createServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { WfmConfig } from "../config.js";
 import type { ServedDocument, WfmIdentity } from "../identity/types.js";
-import { connectionLimitOptions } from "./connection-limits.js";
+import { capConnections, connectionLimitOptions } from "./connection-limits.js";
 import { type EdgeLog, stderrLog } from "./log.js";
 import { ifNoneMatchHits } from "./negotiation.js";
 import { type ProblemResponse, problemResponse } from "./problem.js";
@@ -49,7 +49,7 @@ export async function startTrustServer(opts: TrustServerOptions): Promise<Runnin
     // It reads no request bodies.
     ...connectionLimitOptions(config.managementLimits, 0),
   });
-  server.maxConnections = config.managementLimits.maxConnections;
+  capConnections(server, config.managementLimits.maxConnections, log, "trust-connections-dropped");
   const sockets = new Set<Socket>();
   server.on("connection", (s: Socket) => {
     sockets.add(s);
