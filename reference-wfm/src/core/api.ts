@@ -58,6 +58,8 @@ export interface DeploymentFilter {
 export interface StatusFilter {
   clientId?: string;
   deploymentId?: string;
+  /** Every accepted report in receipt order instead of the latest per deployment. */
+  includeHistory?: boolean;
 }
 
 /** Parameter overrides as plain JSON values (from protobuf Value or CLI input). */
@@ -109,7 +111,7 @@ export interface Northbound {
   listDevices(clientId?: string): Promise<admin.Device[]>;
   /** `undefined` when the device never reported or was unregistered. */
   getDevice(clientId: string, deviceId: string): Promise<admin.Device | undefined>;
-  /** Latest report per (client, deployment). */
+  /** Latest report per (client, deployment), or all of them in receipt order with includeHistory. */
   listStatuses(filter?: StatusFilter): Promise<admin.ReportedStatus[]>;
   /** CA rotation step 1 (digest 5.6): a new root joins the bundle; issuance unchanged. */
   publishNextAuthority(): Promise<admin.AuthorityStatus>;

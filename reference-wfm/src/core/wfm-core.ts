@@ -497,6 +497,7 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
       const query = {
         ...(filter?.clientId !== undefined ? { clientId: filter.clientId } : {}),
         ...(filter?.deploymentId !== undefined ? { deploymentId: filter.deploymentId } : {}),
+        ...(filter?.includeHistory ? { includeHistory: true } : {}),
       };
       return (await store.listStatuses(query)).map(toAdminStatus);
     },

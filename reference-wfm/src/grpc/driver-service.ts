@@ -53,9 +53,10 @@ export function driverImplementation(
     listReportedStatuses: unary(
       auth,
       async (req) => {
-        const statuses = await core.listStatuses(
-          filter(req.clientId, req.deploymentId, "deploymentId"),
-        );
+        const statuses = await core.listStatuses({
+          ...filter(req.clientId, req.deploymentId, "deploymentId"),
+          ...(req.includeHistory ? { includeHistory: true } : {}),
+        });
         return {
           statuses: statuses.map((s) => ({
             clientId: s.clientId,

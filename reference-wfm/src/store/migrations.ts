@@ -94,6 +94,19 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE manifests ADD COLUMN previous_bundle_digest TEXT;
   ALTER TABLE manifests ADD COLUMN previous_bundle_bytes BLOB;
   `,
+  // 3: every accepted status report in receipt order, beside the latest-per-deployment table, so
+  // a conformance run can prove that no report was lost, duplicated or reordered. `seq` is the
+  // receipt order (AUTOINCREMENT: never reused, even after a reset emptied the table).
+  `
+  CREATE TABLE status_log (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id     TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    body          BLOB NOT NULL,
+    received_at   INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX status_log_by_deployment ON status_log (client_id, deployment_id, seq);
+  `,
 ];
 
 /** Thrown when the database was written by a newer schema than this code knows. */

@@ -413,6 +413,12 @@ export class SqliteStore implements WfmStore {
             body: status.body,
             received_at: status.receivedAt.getTime(),
           });
+          this.stmt.appendStatusLog.run({
+            client_id: status.clientId,
+            deployment_id: status.deploymentId,
+            body: status.body,
+            received_at: status.receivedAt.getTime(),
+          });
           return { created: !existed };
         })
         .immediate(),
@@ -422,7 +428,7 @@ export class SqliteStore implements WfmStore {
   async listStatuses(filter: StatusFilterRecord = {}): Promise<StatusRecord[]> {
     const rows = guard(
       () =>
-        this.stmt.listStatuses.all({
+        (filter.includeHistory ? this.stmt.listStatusLog : this.stmt.listStatuses).all({
           client_id: filter.clientId ?? null,
           deployment_id: filter.deploymentId ?? null,
         }) as StatusRow[],
@@ -443,6 +449,7 @@ export class SqliteStore implements WfmStore {
   private forgetData(): void {
     this.db.exec(`
       DELETE FROM statuses;
+      DELETE FROM status_log;
       DELETE FROM devices;
       DELETE FROM applications;
       DELETE FROM deployments WHERE deleted_at IS NOT NULL;
@@ -679,6 +686,17 @@ function prepareStatements(db: Database.Database) {
        WHERE (@client_id IS NULL OR client_id = @client_id)
          AND (@deployment_id IS NULL OR deployment_id = @deployment_id)
        ORDER BY client_id, received_at, deployment_id`,
+    ),
+    appendStatusLog: db.prepare(
+      `INSERT INTO status_log (client_id, deployment_id, body, received_at)
+       VALUES (@client_id, @deployment_id, @body, @received_at)`,
+    ),
+    // Receipt order across all clients: seq, not received_at (two reports may share a millisecond).
+    listStatusLog: db.prepare(
+      `SELECT client_id, deployment_id, body, received_at FROM status_log
+       WHERE (@client_id IS NULL OR client_id = @client_id)
+         AND (@deployment_id IS NULL OR deployment_id = @deployment_id)
+       ORDER BY seq`,
     ),
   };
 }

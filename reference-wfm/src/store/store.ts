@@ -91,6 +91,11 @@ export type DesiredStateChange = (current: {
 export interface StatusFilterRecord {
   clientId?: string;
   deploymentId?: string;
+  /**
+   * Every accepted report in receipt order (oldest first) instead of the latest per deployment:
+   * the evidence that a device lost, duplicated or reordered none of its reports.
+   */
+  includeHistory?: boolean;
 }
 
 export interface DeploymentQuery {
@@ -159,11 +164,17 @@ export interface WfmStore {
   getDeployment(deploymentId: string): Promise<DeploymentRecord | undefined>;
   listDeployments(query?: DeploymentQuery): Promise<DeploymentRecord[]>;
 
-  /** Keep the latest report per (client, deployment); `created` on the first. */
+  /**
+   * Keep the latest report per (client, deployment) and, in the same transaction, append it to
+   * the history; `created` on the first.
+   */
   putStatus(status: StatusRecord): Promise<{ created: boolean }>;
   listStatuses(filter?: StatusFilterRecord): Promise<StatusRecord[]>;
 
-  /** Forget applications, devices and statuses (conformance reset); clients and versions stay. */
+  /**
+   * Forget applications, devices and statuses with their history (conformance reset); clients and
+   * versions stay.
+   */
   resetData(): Promise<void>;
   /**
    * The whole conformance reset as one transaction: commit `changeFor(clientId)` for every client

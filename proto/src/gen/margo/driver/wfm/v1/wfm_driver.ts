@@ -95,7 +95,14 @@ export interface UndeployResponse {
 /** ListReportedStatusesRequest filters by client and/or deployment. */
 export interface ListReportedStatusesRequest {
   clientId?: string | undefined;
-  deploymentId?: string | undefined;
+  deploymentId?:
+    | string
+    | undefined;
+  /**
+   * When true: every report the WFM accepted, in receipt order (oldest first), instead of the
+   * latest per deployment, so a suite can prove that none was lost, duplicated or reordered.
+   */
+  includeHistory?: boolean | undefined;
 }
 
 /** ReportedStatus is one status report as the WFM stored it. */
@@ -105,7 +112,10 @@ export interface ReportedStatus {
   receivedAt?: Date | undefined;
 }
 
-/** ListReportedStatusesResponse lists reports, latest per deployment. */
+/**
+ * ListReportedStatusesResponse lists reports: latest per deployment, or every accepted report in
+ * receipt order when include_history was set.
+ */
 export interface ListReportedStatusesResponse {
   statuses: ReportedStatus[];
 }
@@ -1153,7 +1163,7 @@ export const UndeployResponse: MessageFns<UndeployResponse> = {
 };
 
 function createBaseListReportedStatusesRequest(): ListReportedStatusesRequest {
-  return { clientId: undefined, deploymentId: undefined };
+  return { clientId: undefined, deploymentId: undefined, includeHistory: undefined };
 }
 
 export const ListReportedStatusesRequest: MessageFns<ListReportedStatusesRequest> = {
@@ -1163,6 +1173,9 @@ export const ListReportedStatusesRequest: MessageFns<ListReportedStatusesRequest
     }
     if (message.deploymentId !== undefined) {
       writer.uint32(18).string(message.deploymentId);
+    }
+    if (message.includeHistory !== undefined) {
+      writer.uint32(24).bool(message.includeHistory);
     }
     return writer;
   },
@@ -1196,6 +1209,14 @@ export const ListReportedStatusesRequest: MessageFns<ListReportedStatusesRequest
             message.deploymentId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.includeHistory = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1220,6 +1241,11 @@ export const ListReportedStatusesRequest: MessageFns<ListReportedStatusesRequest
         : isSet(object.deployment_id)
         ? globalThis.String(object.deployment_id)
         : undefined,
+      includeHistory: isSet(object.includeHistory)
+        ? globalThis.Boolean(object.includeHistory)
+        : isSet(object.include_history)
+        ? globalThis.Boolean(object.include_history)
+        : undefined,
     };
   },
 
@@ -1231,6 +1257,9 @@ export const ListReportedStatusesRequest: MessageFns<ListReportedStatusesRequest
     if (message.deploymentId !== undefined) {
       obj.deploymentId = message.deploymentId;
     }
+    if (message.includeHistory !== undefined) {
+      obj.includeHistory = message.includeHistory;
+    }
     return obj;
   },
 
@@ -1241,6 +1270,7 @@ export const ListReportedStatusesRequest: MessageFns<ListReportedStatusesRequest
     const message = createBaseListReportedStatusesRequest();
     message.clientId = object.clientId ?? undefined;
     message.deploymentId = object.deploymentId ?? undefined;
+    message.includeHistory = object.includeHistory ?? undefined;
     return message;
   },
 };
