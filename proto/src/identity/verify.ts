@@ -7,8 +7,8 @@ import {
   readCertificate,
   signedBy,
 } from "./der-certificate.js";
+import { certificateFingerprint } from "./pem.js";
 import { parseSpiffeId, type SpiffeId, SpiffeIdError } from "./spiffe-id.js";
-import { certificateFingerprint } from "./x509.js";
 
 /**
  * The authoritative X.509-SVID check (digest 5.2, items 9-11). Node's TLS stack also builds a

@@ -1,8 +1,13 @@
 // reflect-metadata must be evaluated before @peculiar/x509 is loaded (its ASN.1 schemas use
 // decorators); a side-effect import stays in place when imports are sorted.
 import "reflect-metadata";
-import { createHash, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
+import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { derToPem } from "./pem.js";
+
+// Moved to the light pem module (verifiers import it without the minting code); re-exported so
+// existing imports of x509.js keep working.
+export { certificateFingerprint, derToPem, pemToDer } from "./pem.js";
 
 // The repo compiles without the DOM lib, so WebCrypto types come from node:crypto.
 type CryptoKey = webcrypto.CryptoKey;
@@ -278,19 +283,6 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
   return out;
 }
 
-/** DER to PEM with 64-column lines (RFC 7468). */
-export function derToPem(der: Uint8Array, label = "CERTIFICATE"): string {
-  const b64 = Buffer.from(der).toString("base64");
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
-}
-
-/** Every `label` block of a PEM text as DER, in order (a chain file gives leaf first). */
-export function pemToDer(pem: string, label = "CERTIFICATE"): Buffer[] {
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, "g");
-  return [...pem.matchAll(re)].map((m) => Buffer.from((m[1] ?? "").replace(/\s+/g, ""), "base64"));
-}
-
 /** PKCS#8 PEM of a private key (the form node:tls and openssl read). */
 export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
   return derToPem(Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key)), "PRIVATE KEY");
@@ -312,9 +304,4 @@ export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
         : undefined;
   if (!params) throw new Error(`unsupported private key type ${ko.asymmetricKeyType ?? "?"}`);
   return webcrypto.subtle.importKey("pkcs8", der, params, true, ["sign"]);
-}
-
-/** SHA-256 of a certificate's DER, lowercase hex: how anchors are named in files and responses. */
-export function certificateFingerprint(der: Uint8Array): string {
-  return createHash("sha256").update(der).digest("hex");
 }
