@@ -48,7 +48,8 @@ export class WfmRequestError extends Error {
       problem?: ProblemDetail;
       /** From the problem's `retryable` (or, without a problem body, 429/500/503). */
       retryable: boolean;
-      backoff: "exponential" | "none";
+      /** From the problem's `backoffStrategy` (rc.3: none | fixed | exponential). */
+      backoff: "exponential" | "fixed" | "none";
       /** Absolute epoch ms from Retry-After, if the answer carried one. */
       retryAt?: number;
       /** svid.* rule or spiffe-id mismatch for kind "identity". */
