@@ -76,6 +76,8 @@ export const COMPONENT_TRANSITIONS: Table = {
   pending: {
     accepted: "pending",
     "start-install": "installing",
+    // Nothing could be started: the deployment targets another device or no runtime is here.
+    "component-failed": "failed",
     "removal-requested": "removing",
   },
   installing: {
@@ -93,8 +95,10 @@ export const COMPONENT_TRANSITIONS: Table = {
   },
   failed: {
     accepted: "pending",
-    retry: "installing",
+    // A retried deployment lists its failed components as pending again until their turn.
+    retry: "pending",
     "start-install": "installing",
+    "component-failed": "failed",
     "removal-requested": "removing",
   },
   removing: {
