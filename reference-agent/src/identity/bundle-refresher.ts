@@ -1,30 +1,320 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { request } from "node:https";
+import {
+  anchorsFromBundleJson,
+  BundleError,
+  certificateFingerprint,
+} from "@margo/proto/identity/light";
+import { decodeDiscoveryDocument } from "@margo/proto/wire";
 import type { AgentConfig } from "../config.js";
 import type { AgentLog } from "../log.js";
 import type { AgentStore } from "../state/store.js";
+import { Backoff } from "../wfm/backoff.js";
+import { peerChainDer } from "../wfm/rest-client.js";
 import type { FileAgentIdentity } from "./agent-identity.js";
 import type { BundleRefreshOutcome } from "./types.js";
 
 export interface BundleRefresherOptions {
+  /** Per request (discovery, bundle); default 15 s. */
   requestTimeoutMs?: number;
+  /** Retry spacing after an unreachable or refused source; capped by the refresh period. */
+  retryBaseMs?: number;
 }
 
-/** Keeps the trust bundle current from `config.trust` (items 17-24). */
-export class BundleRefresher {
-  constructor(
-    readonly config: AgentConfig,
-    readonly identity: FileAgentIdentity,
-    readonly store: AgentStore,
-    readonly log: AgentLog,
-    readonly opts: BundleRefresherOptions = {},
-  ) {}
-  /** Schedule refreshes (first one now); no-op when no bundleUrl/discoveryUrl is configured. */
-  start(): void {}
-  stop(): void {}
-  refreshNow(): Promise<BundleRefreshOutcome> {
-    throw new Error("not implemented");
+type Rejection = Extract<BundleRefreshOutcome, { result: "rejected" }>;
+
+/** A trust document larger than this is not a bundle; refuse it rather than buffer it. */
+const MAX_DOCUMENT_BYTES = 1024 * 1024;
+/** setTimeout's ceiling (2^31-1 ms); a larger hint is simply re-armed. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A hint of 0 or 1 s would turn the refresher into a busy loop against the MIS. */
+const MIN_REFRESH_MS = 5_000;
+
+class RefreshRejected extends Error {
+  constructor(readonly outcome: Rejection) {
+    super(outcome.message);
   }
+}
+
+function reject(kind: Rejection["kind"], message: string): never {
+  throw new RefreshRejected({ result: "rejected", kind, message });
+}
+
+/**
+ * Keeps the trust bundle current (items 17-24). The source is `config.trust.bundleUrl`, or the
+ * `trustBundleUri` of the discovery document at `config.trust.discoveryUrl`. Both are fetched
+ * over server-authenticated TLS against the anchors the agent already holds: the MIS must present
+ * an SVID of the agent's own trust domain that chains to them (no TOFU, item 18). Any rejection
+ * keeps the current anchors, is recorded in the store and logged; an accepted bundle replaces
+ * them entirely (item 22). A due refresh always goes to the network; If-None-Match only lets
+ * the server answer 304 (item 23).
+ */
+export class BundleRefresher {
+  private timer: NodeJS.Timeout | undefined;
+  private dueAt: number | undefined;
+  private inFlight: Promise<BundleRefreshOutcome> | undefined;
+  private running = false;
+  private readonly retry: Backoff;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly identity: FileAgentIdentity,
+    private readonly store: AgentStore,
+    private readonly log: AgentLog,
+    private readonly opts: BundleRefresherOptions = {},
+  ) {
+    this.retry = new Backoff({
+      baseMs: opts.retryBaseMs ?? 2_000,
+      capMs: this.periodMs(),
+    });
+  }
+
+  /** Whether a source is configured at all (otherwise the provisioned bundle stays in use). */
+  get configured(): boolean {
+    return (
+      this.config.trust.bundleUrl !== undefined || this.config.trust.discoveryUrl !== undefined
+    );
+  }
+
+  /** Refresh now, then on schedule. No-op without a configured source. */
+  start(): void {
+    if (this.running || !this.configured) return;
+    this.running = true;
+    this.arm(0);
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dueAt = undefined;
+  }
+
   /** Epoch ms of the next scheduled refresh; undefined when stopped or not configured. */
   nextRefreshAt(): number | undefined {
-    return undefined;
+    return this.dueAt;
   }
+
+  /**
+   * Fetch and judge the bundle once. Concurrent callers share one attempt. When running, the next
+   * refresh is scheduled from the outcome (the hint of the bundle in use, or the configured
+   * period; sooner after an unreachable source).
+   */
+  refreshNow(): Promise<BundleRefreshOutcome> {
+    if (!this.inFlight) {
+      this.inFlight = this.attempt().finally(() => {
+        this.inFlight = undefined;
+      });
+    }
+    return this.inFlight;
+  }
+
+  private async attempt(): Promise<BundleRefreshOutcome> {
+    let outcome: BundleRefreshOutcome;
+    try {
+      outcome = await this.fetchAndJudge();
+    } catch (e) {
+      outcome =
+        e instanceof RefreshRejected
+          ? e.outcome
+          : { result: "rejected", kind: "trust-bundle-unreachable", message: String(e) };
+    }
+    if (outcome.result === "rejected") {
+      this.store.recordError(outcome.kind, outcome.message);
+      this.log({
+        level: "warn",
+        msg: "trust bundle refresh rejected",
+        kind: outcome.kind,
+        error: outcome.message,
+      });
+    } else if (outcome.result === "accepted") {
+      this.log({
+        level: "info",
+        msg: "trust bundle refreshed",
+        anchors: outcome.anchors,
+        sequence: outcome.sequence,
+      });
+    }
+    if (this.running) {
+      if (outcome.result === "rejected" && outcome.kind === "trust-bundle-unreachable") {
+        this.arm(Math.max(MIN_REFRESH_MS, this.retry.next()));
+      } else {
+        this.retry.reset();
+        this.arm(this.periodMs());
+      }
+    }
+    return outcome;
+  }
+
+  private async fetchAndJudge(): Promise<BundleRefreshOutcome> {
+    const current = this.identity.trustState();
+    const bundleUrl = this.config.trust.bundleUrl ?? (await this.discover());
+    if (bundleUrl === undefined) return { result: "unchanged" };
+    if (!bundleUrl.startsWith("https://"))
+      reject("trust-bundle-not-https", `bundle URL ${bundleUrl} is not https (item 19)`);
+    const res = await this.get(bundleUrl, current.etag);
+    if (res.status === 304) return { result: "unchanged" };
+    if (res.status !== 200)
+      reject("trust-bundle-unreachable", `GET ${bundleUrl}: status ${res.status}`);
+    let parsed: ReturnType<typeof anchorsFromBundleJson>;
+    try {
+      parsed = anchorsFromBundleJson(res.body);
+    } catch (e) {
+      const rule = e instanceof BundleError ? e.rule : "";
+      // Zero X.509 anchors (possibly beside jwt-svid keys) is its own case: item 21.
+      if (rule === "wire.no-x509-anchor" || rule === "bundle.no-x509-anchor")
+        reject(
+          "trust-bundle-empty",
+          `${bundleUrl}: ${(e as Error).message} (item 21, old anchors kept)`,
+        );
+      reject("trust-bundle-invalid", `${bundleUrl}: ${(e as Error).message}`);
+    }
+    const sequence = parsed.bundle.spiffeSequence;
+    if (sequence !== undefined && current.sequence !== undefined && sequence < current.sequence)
+      reject(
+        "trust-bundle-regressed",
+        `${bundleUrl}: spiffe_sequence ${sequence} is below the ${current.sequence} in use (item 23)`,
+      );
+    const hint = parsed.bundle.spiffeRefreshHint;
+    const etag = headerText(res.headers.etag);
+    const fingerprints = parsed.anchors.map((d) => certificateFingerprint(d)).sort();
+    const same =
+      sequence === current.sequence &&
+      fingerprints.join() === [...current.fingerprints].sort().join();
+    if (same) return { result: "unchanged" };
+    const state = this.identity.replaceBundle(res.body, {
+      ...(sequence !== undefined ? { sequence } : {}),
+      ...(hint !== undefined ? { refreshHintSeconds: Number(hint) } : {}),
+      ...(etag !== undefined ? { etag } : {}),
+    });
+    return {
+      result: "accepted",
+      ...(sequence !== undefined ? { sequence } : {}),
+      anchors: state.anchors,
+    };
+  }
+
+  /** The bundle URL named by the discovery document; rejections for items 19, 20 and 24. */
+  private async discover(): Promise<string | undefined> {
+    const url = this.config.trust.discoveryUrl;
+    if (url === undefined) return undefined;
+    const res = await this.get(url);
+    if (res.status !== 200) reject("trust-bundle-unreachable", `GET ${url}: status ${res.status}`);
+    const decoded = decodeDiscoveryDocument(res.body);
+    if (!decoded.value) {
+      const errors = decoded.problems.filter((p) => p.severity === "error");
+      if (errors.some((p) => p.rule === "wire.https"))
+        reject("trust-bundle-not-https", `${url}: trustBundleUri is not an https URL (item 19)`);
+      reject(
+        "trust-bundle-invalid",
+        `${url}: ${errors.map((p) => `${p.pointer} ${p.message}`).join("; ") || "not a discovery document"}`,
+      );
+    }
+    const doc = decoded.value;
+    if (doc.trustDomain !== this.identity.trustDomain)
+      reject(
+        "trust-domain-mismatch",
+        `${url} describes trust domain ${doc.trustDomain}, but this agent's SVID is in ${this.identity.trustDomain}: a configuration error (item 24)`,
+      );
+    return doc.trustBundleUri;
+  }
+
+  /**
+   * GET over server-only TLS. The server must present an SVID of our own trust domain chaining
+   * to the current anchors; which ID it carries is not prescribed for an MIS, so any in the
+   * domain is accepted (never anything outside it, and never on first use).
+   */
+  private get(
+    url: string,
+    ifNoneMatch?: string,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+    const u = new URL(url);
+    if (u.protocol !== "https:") reject("trust-bundle-not-https", `${url} is not https (item 19)`);
+    const timeoutMs = this.opts.requestTimeoutMs ?? 15_000;
+    const identity = this.identity;
+    return new Promise((resolve, fail) => {
+      const r = request(u, {
+        method: "GET",
+        agent: false,
+        ca: identity.tls().anchorsPem,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+        headers: {
+          accept: "application/json",
+          ...(ifNoneMatch !== undefined ? { "if-none-match": ifNoneMatch } : {}),
+        },
+        checkServerIdentity: (_host, cert) => {
+          try {
+            identity.verifyInDomain(peerChainDer(cert));
+            return undefined;
+          } catch (e) {
+            return e as Error;
+          }
+        },
+      });
+      const timer = setTimeout(
+        () => r.destroy(new Error(`no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      r.on("error", (e) => {
+        clearTimeout(timer);
+        const code = (e as NodeJS.ErrnoException).code;
+        const rule = (e as { rule?: string }).rule;
+        fail(
+          new RefreshRejected({
+            result: "rejected",
+            kind: "trust-bundle-unreachable",
+            message: `GET ${url}: ${rule ?? code ?? ""} ${e.message}`.trim(),
+          }),
+        );
+      });
+      r.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_DOCUMENT_BYTES)
+            r.destroy(new Error(`document over ${MAX_DOCUMENT_BYTES} bytes`));
+          else chunks.push(c);
+        });
+        res.on("end", () => {
+          clearTimeout(timer);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          });
+        });
+      });
+      r.end();
+    });
+  }
+
+  /** spiffe_refresh_hint of the bundle in use, else the configured period (item 23). */
+  private periodMs(): number {
+    const hint = this.identity.trustState().refreshHintSeconds;
+    const seconds = hint ?? this.config.trust.refreshIntervalSeconds;
+    return Math.max(MIN_REFRESH_MS, seconds * 1000);
+  }
+
+  private arm(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.dueAt = Date.now() + delayMs;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (this.dueAt !== undefined && Date.now() < this.dueAt) {
+          this.arm(this.dueAt - Date.now());
+          return;
+        }
+        void this.refreshNow();
+      },
+      Math.min(delayMs, MAX_TIMER_MS),
+    );
+    this.timer.unref();
+  }
+}
+
+function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }

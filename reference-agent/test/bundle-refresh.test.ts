@@ -1,0 +1,317 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  anchorJwk,
+  createRootCa,
+  encodeAnchorsBundle,
+  type MintedCertificate,
+  mintSvid,
+} from "@margo/proto/identity";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { FileAgentIdentity } from "../src/identity/agent-identity.js";
+import { BundleRefresher } from "../src/identity/bundle-refresher.js";
+import { IdentityCheckError } from "../src/identity/types.js";
+import { silentLog } from "../src/log.js";
+import {
+  issuerOf,
+  MemoryTrustStore,
+  makeDomain,
+  startServer,
+  TD,
+  type TestDomain,
+  type TestServer,
+  testAgentConfig,
+  WFM_ID,
+} from "./support/trust-pki.js";
+
+/**
+ * Trust bundle refresh against a real HTTPS MIS (items 17-24): server-only TLS, the MIS's SVID
+ * judged against the anchors the agent already holds, documents switched per test.
+ */
+
+let domain: TestDomain;
+let rootB: MintedCertificate;
+let misServer: TestServer;
+/** Chain of a WFM SVID under root B (verifies only once B is an anchor). */
+let chainB: Buffer[];
+/** Chain of the MIS's WFM SVID under root A. */
+let chainA: Buffer[];
+let docs: Record<string, { body: string | Uint8Array; etag?: string }> = {};
+
+function serveDocs(req: IncomingMessage, res: ServerResponse) {
+  const doc = docs[req.url ?? ""];
+  if (!doc) return res.writeHead(404).end();
+  if (doc.etag && req.headers["if-none-match"] === doc.etag)
+    return res.writeHead(304, { etag: doc.etag }).end();
+  res
+    .writeHead(200, { "content-type": "application/json", ...(doc.etag ? { etag: doc.etag } : {}) })
+    .end(doc.body);
+}
+
+beforeAll(async () => {
+  domain = await makeDomain({ sequence: 1n });
+  rootB = await createRootCa({ trustDomain: TD, commonName: "root B" });
+  const wfmA = await domain.serverSvid(WFM_ID);
+  const wfmB = await mintSvid({ issuer: issuerOf(rootB), spiffeId: WFM_ID });
+  chainA = [wfmA.certDer];
+  chainB = [wfmB.certDer];
+  misServer = await startServer({ certPem: wfmA.certPem, keyPem: wfmA.keyPem, handler: serveDocs });
+});
+
+afterAll(async () => {
+  await misServer.close();
+  await domain.cleanup();
+});
+
+async function setup(trust: {
+  bundleUrl?: string;
+  discoveryUrl?: string;
+  refreshIntervalSeconds?: number;
+}) {
+  const store = new MemoryTrustStore();
+  const config = testAgentConfig(domain.identityDir, {
+    trust: { refreshIntervalSeconds: trust.refreshIntervalSeconds ?? 300, ...trust },
+  });
+  const identity = await FileAgentIdentity.open(config, store.asStore(), silentLog);
+  const refresher = new BundleRefresher(config, identity, store.asStore(), silentLog, {
+    requestTimeoutMs: 5_000,
+  });
+  return { store, identity, refresher };
+}
+
+const bundleUrl = () => `${misServer.url}/.well-known/spiffe/bundle.json`;
+
+function bundle(anchors: MintedCertificate[], opts: { sequence?: bigint; hint?: number } = {}) {
+  return encodeAnchorsBundle(
+    anchors.map((a) => a.certDer),
+    {
+      ...(opts.sequence !== undefined ? { sequence: opts.sequence } : {}),
+      ...(opts.hint !== undefined ? { refreshHintSeconds: opts.hint } : {}),
+    },
+  );
+}
+
+describe("BundleRefresher (items 17-24)", () => {
+  it("item 22: an accepted bundle replaces the anchors; the old anchor is no longer accepted and listeners hear it", async () => {
+    docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 2n }) } };
+    const { store, identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    identity.verifyServer(chainA);
+    expect(() => identity.verifyServer(chainB)).toThrow(IdentityCheckError);
+    const changed = vi.fn();
+    identity.onChange(changed);
+    const out = await refresher.refreshNow();
+    expect(out).toEqual({ result: "accepted", sequence: 2n, anchors: 1 });
+    expect(changed).toHaveBeenCalledTimes(1);
+    identity.verifyServer(chainB);
+    let rule: string | undefined;
+    try {
+      identity.verifyServer(chainA);
+    } catch (e) {
+      rule = (e as IdentityCheckError).rule;
+    }
+    expect(rule).toBe("svid.untrusted-chain");
+    expect(store.trust?.sequence).toBe(2n);
+    expect(identity.tls().anchorsPem).toBe(rootB.certPem);
+  });
+
+  it("item 21: a bundle with zero X.509 anchors (only a jwt-svid key) is rejected and the old anchors kept", async () => {
+    const jwt = { ...anchorJwk(rootB.certDer), use: "jwt-svid", kid: "j1" } as Record<
+      string,
+      unknown
+    >;
+    delete jwt.x5c;
+    docs = {
+      "/.well-known/spiffe/bundle.json": {
+        body: JSON.stringify({ spiffe_sequence: 9, keys: [jwt] }),
+      },
+    };
+    const { store, identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-bundle-empty");
+    identity.verifyServer(chainA);
+    expect(identity.trustState().sequence).toBe(1n);
+    expect(store.errors.map((e) => e.kind)).toEqual(["trust-bundle-empty"]);
+  });
+
+  it("item 21: an empty keys array is rejected the same way", async () => {
+    docs = { "/.well-known/spiffe/bundle.json": { body: '{"spiffe_sequence":3,"keys":[]}' } };
+    const { identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-bundle-empty");
+    identity.verifyServer(chainA);
+  });
+
+  it("item 23: a lower spiffe_sequence than the one in use is rejected", async () => {
+    docs = {
+      "/.well-known/spiffe/bundle.json": { body: bundle([domain.root, rootB], { sequence: 5n }) },
+    };
+    const { store, identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    expect((await refresher.refreshNow()).result).toBe("accepted");
+    docs = { "/.well-known/spiffe/bundle.json": { body: bundle([domain.root], { sequence: 4n }) } };
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-bundle-regressed");
+    expect(identity.trustState().anchors).toBe(2);
+    identity.verifyServer(chainB);
+    expect(store.errors.at(-1)?.kind).toBe("trust-bundle-regressed");
+  });
+
+  it("item 20: jwt-svid keys and unknown members are ignored; the x509 anchors are taken", async () => {
+    const jwt = { ...anchorJwk(rootB.certDer), use: "jwt-svid", kid: "j1" } as Record<
+      string,
+      unknown
+    >;
+    delete jwt.x5c;
+    const doc = JSON.parse(Buffer.from(bundle([domain.root, rootB], { sequence: 2n })).toString());
+    doc.keys.push(jwt);
+    doc.keys[0].vendor_note = "ignored";
+    doc.x_vendor = { anything: [1, 2] };
+    docs = { "/.well-known/spiffe/bundle.json": { body: JSON.stringify(doc) } };
+    const { identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    const out = await refresher.refreshNow();
+    expect(out).toEqual({ result: "accepted", sequence: 2n, anchors: 2 });
+    identity.verifyServer(chainA);
+    identity.verifyServer(chainB);
+  });
+
+  it("item 19: discovery naming an http:// trustBundleUri is rejected, nothing fetched from it", async () => {
+    docs = {
+      "/.well-known/margo": {
+        body: JSON.stringify({
+          trustDomain: TD,
+          trustBundleUri: `http://127.0.0.1:${misServer.port}/b.json`,
+        }),
+      },
+      "/b.json": { body: bundle([rootB], { sequence: 7n }) },
+    };
+    const { identity, refresher } = await setup({
+      discoveryUrl: `${misServer.url}/.well-known/margo`,
+    });
+    const before = misServer.requests.length;
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-bundle-not-https");
+    expect(misServer.requests.slice(before).map((r) => r.url)).toEqual(["/.well-known/margo"]);
+    expect(identity.trustState().sequence).toBe(1n);
+  });
+
+  it("item 24: discovery for another trust domain is flagged as trust-domain-mismatch", async () => {
+    docs = {
+      "/.well-known/margo": {
+        body: JSON.stringify({ trustDomain: "other.org", trustBundleUri: bundleUrl() }),
+      },
+      "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 7n }) },
+    };
+    const { store, refresher } = await setup({
+      discoveryUrl: `${misServer.url}/.well-known/margo`,
+    });
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-domain-mismatch");
+    expect(store.errors.map((e) => e.kind)).toEqual(["trust-domain-mismatch"]);
+  });
+
+  it("items 17, 20: discovery (with unknown members) leads to the bundle, which is accepted", async () => {
+    docs = {
+      "/.well-known/margo": {
+        body: JSON.stringify({ trustDomain: TD, trustBundleUri: bundleUrl(), extra: true }),
+      },
+      "/.well-known/spiffe/bundle.json": { body: bundle([domain.root, rootB], { sequence: 3n }) },
+    };
+    const { refresher } = await setup({ discoveryUrl: `${misServer.url}/.well-known/margo` });
+    expect(await refresher.refreshNow()).toEqual({ result: "accepted", sequence: 3n, anchors: 2 });
+  });
+
+  it("item 23: a due refresh goes to the network with If-None-Match; 304 leaves everything as is", async () => {
+    docs = {
+      "/.well-known/spiffe/bundle.json": {
+        body: bundle([domain.root, rootB], { sequence: 2n }),
+        etag: '"b2"',
+      },
+    };
+    const { identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    expect((await refresher.refreshNow()).result).toBe("accepted");
+    const before = misServer.requests.length;
+    expect(await refresher.refreshNow()).toEqual({ result: "unchanged" });
+    expect(misServer.requests.length).toBe(before + 1);
+    expect(misServer.requests.at(-1)?.headers["if-none-match"]).toBe('"b2"');
+    expect(identity.trustState().anchors).toBe(2);
+  });
+
+  it("item 23: spiffe_refresh_hint drives the next refresh; without it the configured period", async () => {
+    docs = {
+      "/.well-known/spiffe/bundle.json": {
+        body: bundle([domain.root], { sequence: 2n, hint: 120 }),
+      },
+    };
+    const { refresher } = await setup({ bundleUrl: bundleUrl(), refreshIntervalSeconds: 900 });
+    const t0 = Date.now();
+    refresher.start();
+    try {
+      await vi.waitFor(() => expect(refresher.nextRefreshAt()).toBeGreaterThan(t0 + 60_000), {
+        timeout: 5_000,
+      });
+      const next = refresher.nextRefreshAt() ?? 0;
+      expect(next - t0).toBeGreaterThanOrEqual(120_000);
+      expect(next - Date.now()).toBeLessThanOrEqual(120_000);
+    } finally {
+      refresher.stop();
+    }
+    docs = { "/.well-known/spiffe/bundle.json": { body: bundle([domain.root], { sequence: 2n }) } };
+    const second = await setup({ bundleUrl: bundleUrl(), refreshIntervalSeconds: 900 });
+    const t1 = Date.now();
+    second.refresher.start();
+    try {
+      await vi.waitFor(
+        () => expect(second.refresher.nextRefreshAt()).toBeGreaterThan(t1 + 60_000),
+        {
+          timeout: 5_000,
+        },
+      );
+      expect((second.refresher.nextRefreshAt() ?? 0) - t1).toBeGreaterThanOrEqual(900_000);
+    } finally {
+      second.refresher.stop();
+    }
+  });
+
+  it("item 18: an MIS whose SVID does not chain to the anchors in use is refused (no TOFU)", async () => {
+    const stranger = await makeDomain();
+    const svid = await mintSvid({ issuer: issuerOf(stranger.root), spiffeId: WFM_ID });
+    const fake = await startServer({
+      certPem: svid.certPem,
+      keyPem: svid.keyPem,
+      handler: serveDocs,
+    });
+    try {
+      docs = {
+        "/.well-known/spiffe/bundle.json": { body: bundle([stranger.root], { sequence: 99n }) },
+      };
+      const { identity, refresher } = await setup({
+        bundleUrl: `${fake.url}/.well-known/spiffe/bundle.json`,
+      });
+      const out = await refresher.refreshNow();
+      expect(out.result === "rejected" && out.kind).toBe("trust-bundle-unreachable");
+      expect(fake.requests).toHaveLength(0);
+      expect(identity.trustState().sequence).toBe(1n);
+    } finally {
+      await fake.close();
+      await stranger.cleanup();
+    }
+  });
+
+  it("an MIS presenting an SVID of another trust domain under our anchor is refused", async () => {
+    const svid = await domain.serverSvid("spiffe://other.org/margo/wfm/wfm-1");
+    const fake = await startServer({
+      certPem: svid.certPem,
+      keyPem: svid.keyPem,
+      handler: serveDocs,
+    });
+    try {
+      docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 9n }) } };
+      const { refresher } = await setup({
+        bundleUrl: `${fake.url}/.well-known/spiffe/bundle.json`,
+      });
+      const out = await refresher.refreshNow();
+      expect(out.result === "rejected" && out.message).toMatch(/svid.foreign-trust-domain/);
+      expect(fake.requests).toHaveLength(0);
+    } finally {
+      await fake.close();
+    }
+  });
+});
