@@ -341,7 +341,12 @@ describe("SqliteAgentStore lifecycle", () => {
     expect(r.getDeployment("d1")?.state).toBe("installing");
     expect(r.outboxStats().pending).toBe(1);
     expect(() => (r as unknown as SqliteAgentStore).reset()).toThrow(/read-only/);
+    r.close();
     s.close();
+    // A stopped agent checkpointed and removed its WAL: the reader still opens and reads it.
+    const stopped = openReadOnly(dir);
+    expect(stopped.getDeployment("d1")?.state).toBe("installing");
+    stopped.close();
 
     const db = new Database(join(dir, STORE_FILE));
     db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)").run();

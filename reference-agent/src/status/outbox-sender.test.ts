@@ -238,4 +238,14 @@ describe("OutboxSender", () => {
     await stopping;
     expect(store.outboxStats()).toEqual({ pending: 0, delivered: 2, deadLettered: 0 });
   });
+
+  it("a store failure is logged and retried, never an unhandled rejection", async () => {
+    const { store, logs, sender } = setup();
+    sender.start();
+    await sleep(10);
+    store.close();
+    sender.kick();
+    await until(() => logs.some((l) => l.kind === "status-outbox-error"));
+    expect(logs.find((l) => l.kind === "status-outbox-error")?.level).toBe("error");
+  });
 });

@@ -42,6 +42,9 @@ export class OutboxSender {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private inFlight = false;
+  /** The last turn found the outbox empty: only then may kick() end the wait. */
+  private idle = false;
+  private kicked = false;
   private drainWaiters: Array<() => void> = [];
   private readonly backoff: Backoff;
   private readonly slow: Backoff;
@@ -76,6 +79,7 @@ export class OutboxSender {
    * the head entry is still waiting and nothing may overtake it.
    */
   kick(): void {
+    this.kicked = true;
     this.wake?.();
   }
 
@@ -95,24 +99,40 @@ export class OutboxSender {
 
   private async run(): Promise<void> {
     while (this.running) {
-      if (this.opts.isDowntime()) {
-        await this.sleep(this.opts.downtimeCheckMs, false);
-        continue;
+      let delay: number;
+      try {
+        delay = await this.step();
+      } catch (err) {
+        // A store failure (disk full, closed under us) must not end delivery for good, nor
+        // surface as an unhandled rejection that takes the agent down.
+        this.log({
+          level: "error",
+          msg: "status outbox failed",
+          kind: "status-outbox-error",
+          error: err instanceof Error ? err.message : String(err),
+        });
+        delay = this.backoff.next();
       }
-      const head = this.store.outboxPending(1)[0];
-      if (!head) {
-        for (const resolve of this.drainWaiters.splice(0)) resolve();
-        await this.sleep(this.opts.idleRecheckMs, true);
-        continue;
-      }
-      const wait = this.api.notBefore() - Date.now();
-      if (wait > 0) {
-        await this.sleep(wait, false);
-        continue;
-      }
-      const delay = await this.deliver(head);
-      if (delay > 0) await this.sleep(delay, false);
+      // A kick that landed between the empty read and here must not wait for the recheck.
+      if (this.idle && this.kicked) continue;
+      if (delay > 0) await this.sleep(delay, this.idle);
     }
+  }
+
+  /** One turn of the loop; returns how long to wait before the next one. */
+  private async step(): Promise<number> {
+    this.idle = false;
+    this.kicked = false;
+    if (this.opts.isDowntime()) return this.opts.downtimeCheckMs;
+    const head = this.store.outboxPending(1)[0];
+    if (!head) {
+      for (const resolve of this.drainWaiters.splice(0)) resolve();
+      this.idle = true;
+      return this.opts.idleRecheckMs;
+    }
+    const wait = this.api.notBefore() - Date.now();
+    if (wait > 0) return wait;
+    return this.deliver(head);
   }
 
   /** One attempt at the head entry; returns how long to wait before the next attempt. */
