@@ -13,7 +13,14 @@ import {
   mintSvid,
   writeCredentials,
 } from "@margo/proto/identity";
-import { deploymentUrl, encodeStateManifest, MANIFEST_MEDIA_TYPE } from "@margo/proto/wire";
+import {
+  BUNDLE_MEDIA_TYPE,
+  bundleUrl,
+  deploymentUrl,
+  encodeStateManifest,
+  MANIFEST_MEDIA_TYPE,
+} from "@margo/proto/wire";
+import { buildBundle } from "../../../reference-wfm/src/core/bundle.js";
 
 /**
  * A small HOSTILE WFM for the negative acceptance tests: real HTTPS with mutual TLS on loopback,
@@ -121,7 +128,7 @@ export async function startHostileWfm(opts: { clientId: string }): Promise<Hosti
 
   const tlsOf = (svid: MintedCertificate) => ({ key: svid.keyPem, cert: svid.certPem });
   let manifest = { body: Buffer.alloc(0), etag: "" };
-  const served = new Map<string, string>();
+  const served = new Map<string, string | Buffer>();
   const received: ReceivedStatus[] = [];
   const seenStatus = new Set<string>();
   const seenCaps = new Set<string>();
@@ -155,7 +162,8 @@ export async function startHostileWfm(opts: { clientId: string }): Promise<Hosti
     }
     const dep = served.get(path);
     if (req.method === "GET" && dep !== undefined) {
-      return send(res, 200, "application/yaml", dep);
+      const type = Buffer.isBuffer(dep) ? BUNDLE_MEDIA_TYPE : "application/yaml";
+      return send(res, 200, type, dep);
     }
     const st = /^\/api\/v1\/deployments\/([^/]+)\/status$/.exec(path);
     if (req.method === "POST" && st?.[1]) {
@@ -217,8 +225,26 @@ export async function startHostileWfm(opts: { clientId: string }): Promise<Hosti
         const digest = sha256(`placeholder:${r.deploymentId}`);
         return { ...r, digest, url: deploymentUrl(r.deploymentId, digest) };
       });
+      // rc.3 requires a bundle whenever deployments are listed (item 43); it holds the bytes
+      // actually served, so a lie is a lie on both paths the agent may take.
+      const tarball =
+        deployments.length > 0
+          ? buildBundle(
+              deployments.map((d) => ({
+                name: `${d.deploymentId}.yaml`,
+                bytes: Buffer.from(d.servedYaml ?? d.yaml),
+              })),
+            )
+          : undefined;
+      if (tarball) served.set(bundleUrl(sha256(tarball)), tarball);
+      const bundle = tarball && {
+        mediaType: BUNDLE_MEDIA_TYPE,
+        digest: sha256(tarball),
+        sizeBytes: BigInt(tarball.length),
+        url: bundleUrl(sha256(tarball)),
+      };
       let text = Buffer.from(
-        encodeStateManifest({ manifestVersion: version, deployments: honest }),
+        encodeStateManifest({ manifestVersion: version, bundle, deployments: honest }),
       ).toString("utf8");
       refs.forEach((r, i) => {
         const h = honest[i];
