@@ -1,10 +1,321 @@
-import type { RunningAgent, StartAgent } from "./agent-api.js";
+import { decodeApplicationDeployment } from "@margo/proto/wire";
+import type { AgentView, DeploymentView, RunningAgent, StartAgent } from "./agent-api.js";
+import { CapabilitiesReporter } from "./capabilities/reporter.js";
 import type { AgentConfig } from "./config.js";
+import { FileAgentIdentity } from "./identity/agent-identity.js";
+import { BundleRefresher } from "./identity/bundle-refresher.js";
+import { type AgentLog, stderrLog } from "./log.js";
+import { createProviders } from "./providers/index.js";
+import type { Provider } from "./providers/provider.js";
+import { Reconciler } from "./reconcile/reconciler.js";
+import { SqliteAgentStore } from "./state/sqlite-store.js";
+import { OutboxSender } from "./status/outbox-sender.js";
+import { statusBody } from "./status/status-document.js";
+import { ManifestSync } from "./sync/manifest-sync.js";
+import { isDowntime, nextAllowedAt } from "./sync/schedule.js";
+import { WfmRequestError } from "./wfm/api.js";
+import { Backoff } from "./wfm/backoff.js";
+import { RestWfmClient } from "./wfm/rest-client.js";
+import type { ManifestWatch } from "./wfm/watch-client.js";
+
+/** Wait `ms`, or less when `signal` aborts (loops must stop promptly on close/reset). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}
+
+/**
+ * The loops of one agent run, started together and stopped together, so `reset()` can stop
+ * everything, wipe the state and start afresh with the same store, identity and transport.
+ */
+class Agent implements RunningAgent {
+  private loops: AbortController | undefined;
+  private capabilitiesLoop: Promise<void> | undefined;
+  private readonly reconciler: Reconciler;
+  private readonly sync: ManifestSync;
+  private readonly outbox: OutboxSender;
+  private readonly unsubscribe: () => void;
+  private closed = false;
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly log: AgentLog,
+    private readonly store: SqliteAgentStore,
+    private readonly identity: FileAgentIdentity,
+    private readonly api: RestWfmClient,
+    private readonly refresher: BundleRefresher,
+    private readonly providers: Provider[],
+    private readonly capabilities: CapabilitiesReporter,
+    private readonly watch: ManifestWatch | undefined,
+  ) {
+    this.outbox = new OutboxSender(store, api, log, {
+      isDowntime: () => isDowntime(Date.now(), config.downtime),
+    });
+    this.reconciler = new Reconciler({
+      config,
+      store,
+      providers,
+      log,
+      statusBody: (rec) => statusBody(rec, config.deviceId),
+      onReport: () => this.outbox.kick(),
+      onProbe: (type, available) => this.probeSeen(type, available),
+    });
+    this.sync = new ManifestSync({
+      config,
+      api,
+      store,
+      log,
+      onAccepted: () => this.reconciler.kick(),
+    });
+    // New anchors or a renewed SVID: pooled connections were judged with the old ones.
+    this.unsubscribe = identity.onChange(() => api.resetConnections());
+  }
+
+  /**
+   * Start every loop. The reconciler and the outbox start at once from the stored state (a
+   * restart resumes installs and delivers owed reports while the WFM is down); the manifest is
+   * polled only after the WFM accepted this run's capabilities (item 25).
+   */
+  start(): void {
+    const loops = new AbortController();
+    this.loops = loops;
+    this.refresher.start();
+    this.outbox.start();
+    this.reconciler.start();
+    this.capabilitiesLoop = this.runCapabilities(loops.signal);
+  }
+
+  /** Stop every loop and wait for in-flight work (provider calls are aborted) to settle. */
+  private async stopLoops(): Promise<void> {
+    this.loops?.abort();
+    this.refresher.stop();
+    this.watch?.stop();
+    await Promise.all([this.sync.stop(), this.reconciler.stop(), this.capabilitiesLoop]);
+    await this.outbox.stop();
+    this.capabilitiesLoop = undefined;
+  }
+
+  /**
+   * Capabilities first (item 25), retried with backoff until the WFM accepts them; then the
+   * manifest sync and the watch; then a re-check every `capabilitiesCheckMs` that PUTs only when
+   * the document changed.
+   */
+  private async runCapabilities(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff({ baseMs: 1_000, capMs: 60_000 });
+    while (!signal.aborted) {
+      const now = Date.now();
+      const allowed = Math.max(nextAllowedAt(now, this.config), this.api.notBefore());
+      if (allowed > now) {
+        await sleep(allowed - now, signal);
+        continue;
+      }
+      try {
+        await this.capabilities.report(true);
+        break;
+      } catch (e) {
+        if (signal.aborted) return;
+        const rejectedBody =
+          e instanceof WfmRequestError &&
+          e.kind === "http" &&
+          (e.details.status === 400 || e.details.status === 422);
+        this.log({
+          level: rejectedBody ? "error" : "warn",
+          msg: "capabilities not accepted",
+          kind: "capabilities-failed",
+          error: e instanceof Error ? e.message : String(e),
+        });
+        // The WFM can never accept this body: syncing anyway keeps the device useful, and the
+        // periodic re-check below retries the capabilities.
+        if (rejectedBody) break;
+        await sleep(backoff.next(), signal);
+      }
+    }
+    if (signal.aborted) return;
+    this.sync.start();
+    this.watch?.start(() => this.sync.syncNow());
+    while (!signal.aborted) {
+      await sleep(this.config.capabilitiesCheckMs, signal);
+      if (signal.aborted) return;
+      await this.recheckCapabilities();
+    }
+  }
+
+  private async recheckCapabilities(): Promise<void> {
+    if (isDowntime(Date.now(), this.config.downtime)) return;
+    try {
+      await this.capabilities.report(false);
+    } catch (e) {
+      this.log({
+        level: "warn",
+        msg: "capabilities re-check failed",
+        kind: "capabilities-failed",
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+
+  /** The reconciler probed a runtime: if that differs from what was reported, re-report. */
+  private probeSeen(type: string, available: boolean): void {
+    const known = this.capabilities.runtimes().find((r) => r.type === type);
+    if (known && known.available === available) return;
+    if (!this.loops || this.loops.signal.aborted) return;
+    void this.recheckCapabilities();
+  }
+
+  view(): AgentView {
+    const sync = this.store.readSync();
+    const trust = this.identity.trustState();
+    const watching = this.watch?.up ?? false;
+    return {
+      deviceId: this.config.deviceId,
+      clientSpiffeId: this.identity.clientSpiffeId,
+      expectedWfmId: this.identity.expectedWfmId,
+      ...(sync.manifestVersion !== undefined ? { manifestVersion: sync.manifestVersion } : {}),
+      ...(sync.etag ? { etag: sync.etag } : {}),
+      deployments: this.store.listDeployments().map((rec): DeploymentView => {
+        const name = decodeApplicationDeployment(rec.yaml).value?.metadata?.name ?? "";
+        return {
+          deploymentId: rec.deploymentId,
+          digest: rec.digest,
+          deploymentName: name,
+          desired: rec.desired,
+          state: rec.state,
+          adoptedManifestVersion: rec.adoptedManifestVersion,
+          components: rec.components.map((c) => {
+            const observed = this.reconciler.observed(rec.deploymentId, c.name);
+            return {
+              name: c.name,
+              state: c.state,
+              ...(c.error ? { error: { code: c.error.code, message: c.error.message } } : {}),
+              ...(observed !== undefined ? { observed } : {}),
+            };
+          }),
+          ...(rec.error ? { error: { ...rec.error } } : {}),
+        };
+      }),
+      outbox: this.store.outboxStats(),
+      lastErrors: this.store.recentErrors(20),
+      trust: {
+        ...(trust.sequence !== undefined ? { sequence: trust.sequence } : {}),
+        anchors: trust.anchors,
+        acceptedAt: trust.acceptedAt,
+      },
+      runtimes: this.capabilities.runtimes().map((r) => ({
+        type: r.type,
+        available: r.available,
+        ...(r.reason !== undefined ? { reason: r.reason } : {}),
+        ...(r.version !== undefined ? { version: r.version } : {}),
+      })),
+      watching,
+    };
+  }
+
+  syncNow(): void {
+    this.sync.syncNow();
+    this.reconciler.kick();
+  }
+
+  /**
+   * DeviceDriver Reset: stop, remove every workload any provider reports as ours, forget all
+   * state, start again (capabilities first, then a sync that accepts any version).
+   */
+  async reset(): Promise<void> {
+    if (this.closed) throw new Error("agent closed");
+    await this.stopLoops();
+    const abort = new AbortController();
+    for (const provider of this.providers) {
+      let refs: Awaited<ReturnType<Provider["listInstalled"]>> = [];
+      try {
+        refs = await provider.listInstalled();
+      } catch (e) {
+        this.log({
+          level: "warn",
+          msg: "reset: listInstalled failed",
+          type: provider.type,
+          error: String(e),
+        });
+      }
+      for (const ref of refs) {
+        const out = await provider.remove(ref, abort.signal).catch((e: unknown) => ({
+          state: "failed" as const,
+          error: { code: "REMOVE_FAILED" as const, message: String(e) },
+        }));
+        if (out.state === "failed") {
+          this.log({
+            level: "warn",
+            msg: "reset: removal failed",
+            deploymentId: ref.deploymentId,
+            component: ref.componentName,
+            error: out.error.message,
+          });
+        }
+      }
+    }
+    this.store.reset();
+    this.log({ level: "info", msg: "agent reset" });
+    this.start();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stopLoops();
+    this.unsubscribe();
+    this.api.close();
+    this.store.close();
+  }
+}
 
 /**
  * Compose the agent: store, identity, REST client, trust refresh, providers, capabilities,
- * outbox, reconciler, manifest sync and (optionally) the watch stream.
+ * outbox, reconciler, manifest sync and (only when configured) the watch stream, whose gRPC
+ * module is loaded only then so an agent that polls does not pay for it.
  */
-export const startAgent: StartAgent = async (_config: AgentConfig): Promise<RunningAgent> => {
-  throw new Error("startAgent: not implemented yet");
+export const startAgent: StartAgent = async (config, opts = {}): Promise<RunningAgent> => {
+  const log = opts.log ?? stderrLog;
+  const store = SqliteAgentStore.open(config.stateDir);
+  try {
+    const identity = await FileAgentIdentity.open(config, store, log);
+    const api = new RestWfmClient(config.wfm.url, identity, { log });
+    const refresher = new BundleRefresher(config, identity, store, log);
+    const providers = createProviders(config, log);
+    const capabilities = new CapabilitiesReporter(api, store, config, providers, log);
+    let watch: ManifestWatch | undefined;
+    if (config.wfm.watch && config.wfm.grpcAddress) {
+      const { ManifestWatch } = await import("./wfm/watch-client.js");
+      watch = new ManifestWatch(config.wfm.grpcAddress, identity, { log });
+    }
+    const agent = new Agent(
+      config,
+      log,
+      store,
+      identity,
+      api,
+      refresher,
+      providers,
+      capabilities,
+      watch,
+    );
+    agent.start();
+    log({
+      level: "info",
+      msg: "agent started",
+      deviceId: config.deviceId,
+      wfm: config.wfm.url,
+      watch: watch !== undefined,
+      providers: providers.map((p) => p.type),
+    });
+    return agent;
+  } catch (e) {
+    store.close();
+    throw e;
+  }
 };

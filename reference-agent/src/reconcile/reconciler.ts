@@ -28,6 +28,8 @@ export interface ReconcilerDeps {
   statusBody: (rec: DeploymentRecord) => Uint8Array;
   /** A report was enqueued (outbox.kick). */
   onReport: () => void;
+  /** A runtime was probed before an install (capabilities re-check when it changed). */
+  onProbe?: (type: string, available: boolean) => void;
   now?: () => number;
   /** Failed deployments are retried after base, doubling to cap (default 30 s .. 10 min). */
   retry?: { baseMs: number; capMs: number };
@@ -84,6 +86,8 @@ export class Reconciler {
   private readonly retryBase: number;
   private readonly retryCap: number;
   private readonly retries = new Map<string, RetryState>();
+  /** Last observation per component (`deploymentId/component`), for status views. */
+  private readonly seen = new Map<string, string>();
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -130,6 +134,11 @@ export class Reconciler {
         }
       }
     } while (this.again && !this.stopped);
+  }
+
+  /** What the runtime last showed of a component (`margo-agent status`). */
+  observed(deploymentId: string, component: string): string | undefined {
+    return this.seen.get(`${deploymentId}/${component}`);
   }
 
   /** Wait for the current pass, if any (tests). */
@@ -259,6 +268,7 @@ export class Reconciler {
         reason: String(e),
       }));
       if (signal.aborted) return;
+      this.deps.onProbe?.(type, probe.available);
       if (!probe.available) {
         this.deps.log({
           level: "warn",
@@ -425,11 +435,16 @@ export class Reconciler {
   }
 
   private async observe(provider: Provider, ref: ComponentRef): Promise<ObservedComponent> {
+    let seen: ObservedComponent;
     try {
-      return await provider.observe(ref);
+      seen = await provider.observe(ref);
     } catch (e) {
-      return { health: "absent", detail: `observe failed: ${String(e)}` };
+      // Not "absent": an engine that cannot be asked is not evidence that the workload is gone,
+      // and re-applying against it would only fail.
+      seen = { health: "running", detail: `observe failed: ${String(e)}` };
     }
+    this.seen.set(`${ref.deploymentId}/${ref.componentName}`, `${seen.health}: ${seen.detail}`);
+    return seen;
   }
 
   /** Running (or still starting) with our spec; a foreign specHash is drift (someone else's config). */
