@@ -35,6 +35,12 @@ export interface ComposeProviderOptions {
   log: AgentLog;
   /** How often wait polls the engine (tests shorten it). */
   pollMs?: number;
+  /**
+   * How long every container must have been running before wait reports installed (default
+   * 500 ms). "Running" right after `up -d` says little: a process that crashes on a bad config
+   * exits a moment later, and item 73 wants that reported as failed, not installed.
+   */
+  settleMs?: number;
 }
 
 /**
@@ -93,10 +99,12 @@ export class ComposeProvider implements Provider {
   private readonly docker: DockerApi;
   private compose: ComposeCommand | undefined;
   private readonly pollMs: number;
+  private readonly settleMs: number;
 
   constructor(private readonly opts: ComposeProviderOptions) {
     this.docker = new DockerApi(opts.dockerSocket);
     this.pollMs = opts.pollMs ?? 250;
+    this.settleMs = opts.settleMs ?? 500;
   }
 
   private projectDir(project: string): string {
@@ -328,6 +336,8 @@ export class ComposeProvider implements Provider {
           if (!st.Running) waiting.push(`${name}: ${st.Status}`);
           else if (st.Health && st.Health.Status !== "healthy" && st.Health.Status !== "none") {
             waiting.push(`${name}: ${st.Health.Status}`);
+          } else if (Date.now() - Date.parse(st.StartedAt) < this.settleMs) {
+            waiting.push(`${name}: just started`);
           }
         }
       }
@@ -374,7 +384,15 @@ export class ComposeProvider implements Provider {
         c.Config.Labels?.[LABEL.deviceId] === this.opts.deviceId &&
         c.Config.Labels?.[LABEL.deploymentId] === ref.deploymentId,
     );
-    if (containers.length === 0) return { health: "absent", detail: `${project}: no containers` };
+    if (containers.length === 0) {
+      // Installed by us (meta written) yet nothing left: removed by hand, drift to repair.
+      return meta
+        ? {
+            health: "degraded",
+            detail: `${project}: all containers missing (${meta.services.join(", ")})`,
+          }
+        : { health: "absent", detail: `${project}: no containers` };
+    }
     const hashes = new Set(containers.map((c) => c.Config.Labels?.[LABEL.specHash] ?? ""));
     const specHash = hashes.size === 1 ? [...hashes][0] : undefined;
     const seen = new Set(containers.map((c) => c.Config.Labels?.[COMPOSE_SERVICE_LABEL] ?? ""));
