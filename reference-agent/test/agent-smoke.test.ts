@@ -1,0 +1,109 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DeploymentState } from "@margo/proto";
+import { writeCredentials } from "@margo/proto/identity/light";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  registerFixtureApp,
+  TEST_REGISTRY,
+} from "../../reference-wfm/test/support/fixture-apps.js";
+import { startTestWfm, type TestWfm } from "../../reference-wfm/test/support/start-wfm.js";
+import { startAgent } from "../src/agent.js";
+import type { RunningAgent } from "../src/agent-api.js";
+import { defaultConfig } from "../src/config.js";
+import type { LogEvent } from "../src/log.js";
+import { cleanupDevices, deploymentContainers, waitUntil } from "./support/docker.js";
+
+/**
+ * The composed agent in this process against a real reference WFM (in-process, mTLS, gRPC
+ * watch) and the real Docker Engine and registry: the shortest path through every part. The
+ * broader acceptance (CLI, child processes, kill -9) lives in the acceptance-*.test.ts files.
+ */
+
+const CLIENT = `smoke-${randomBytes(3).toString("hex")}`;
+const DEVICE = `margo-t-${CLIENT}`;
+
+let wfm: TestWfm;
+let agent: RunningAgent | undefined;
+let stateDir: string;
+let identityDir: string;
+let applicationId: string;
+const logs: LogEvent[] = [];
+
+beforeAll(async () => {
+  wfm = await startTestWfm({ grpc: true });
+  stateDir = await mkdtemp(join(tmpdir(), "margo-agent-smoke-"));
+  identityDir = join(stateDir, "identity");
+  await writeCredentials(identityDir, await wfm.admit(CLIENT));
+  applicationId = (await registerFixtureApp(wfm.core, "compose-single")).applicationId;
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await wfm?.dispose();
+  await cleanupDevices([DEVICE]);
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+async function latestState(deploymentId: string): Promise<DeploymentState | undefined> {
+  const [latest] = await wfm.core.listStatuses({ deploymentId });
+  return latest?.status?.status?.state;
+}
+
+describe("startAgent against the reference WFM and Docker", () => {
+  it("deploys a fixture app (container runs, WFM holds installed), then undeploys it (removed, no containers)", async () => {
+    const config = defaultConfig(stateDir, {
+      deviceId: DEVICE,
+      wfmUrl: `https://127.0.0.1:${wfm.managementPort}`,
+      identityDir,
+    });
+    config.wfm.grpcAddress = `127.0.0.1:${wfm.grpcPort}`;
+    config.wfm.watch = true;
+    config.polling.periodMs = 1_000;
+    config.driftCheckMs = 1_000;
+    config.plainHttpRegistries = [TEST_REGISTRY];
+    agent = await startAgent(config, { log: (e) => logs.push(e) });
+
+    // Capabilities first (item 25): the device exists at the WFM before anything is deployed.
+    await waitUntil("capabilities at the WFM", () => wfm.core.getDevice(CLIENT, DEVICE), {
+      timeoutMs: 10_000,
+    });
+    const dep = await wfm.core.createDeployment({
+      applicationId,
+      clientId: CLIENT,
+      deviceId: DEVICE,
+    });
+    const deploymentId = dep.deploymentId;
+    await waitUntil(
+      "installed at the WFM",
+      async () => (await latestState(deploymentId)) === DeploymentState.DEPLOYMENT_STATE_INSTALLED,
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const running = await deploymentContainers(deploymentId);
+    expect(running.length).toBeGreaterThan(0);
+    expect(running.every((c) => c.state === "running")).toBe(true);
+    const history = await wfm.core.listStatuses({ deploymentId, includeHistory: true });
+    const states = history.map((h) => h.status?.status?.state);
+    expect(states[0]).toBe(DeploymentState.DEPLOYMENT_STATE_INSTALLING);
+    expect(states.at(-1)).toBe(DeploymentState.DEPLOYMENT_STATE_INSTALLED);
+    const view = agent.view();
+    expect(view.deployments.map((d) => [d.deploymentId, d.state])).toEqual([
+      [deploymentId, "installed"],
+    ]);
+    expect(view.manifestVersion).toBeGreaterThan(0n);
+
+    await wfm.core.deleteDeployment(deploymentId);
+    await waitUntil(
+      "removed at the WFM",
+      async () => (await latestState(deploymentId)) === DeploymentState.DEPLOYMENT_STATE_REMOVED,
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    expect(await deploymentContainers(deploymentId)).toEqual([]);
+    await waitUntil("record forgotten", () => agent?.view().deployments.length === 0, {
+      timeoutMs: 5_000,
+    });
+    expect(logs.filter((l) => l.level === "error")).toEqual([]);
+  });
+});
