@@ -379,6 +379,33 @@ describe("AgentSupervisor.configure", () => {
       expect((e as SupervisorError).code).toBe("invalid-argument");
     }
     expect(f.events).toEqual(["start#1 edge-1"]);
+
+    // Workloads that cannot be removed: UNAVAILABLE, and the old agent keeps running.
+    const stuck = fakeStart();
+    const sup2 = new AgentSupervisor(
+      config,
+      async (c, o) => {
+        const a = await stuck.start(c, o);
+        return {
+          ...a,
+          reset: async () => {
+            throw new Error("docker is down");
+          },
+        };
+      },
+      silentLog,
+    );
+    await sup2.start();
+    const down = await sup2.configure(p.request()).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect((down as SupervisorError).code).toBe("unavailable");
+    expect((down as Error).message).toContain("docker is down");
+    expect(stuck.events).toEqual(["start#1 edge-1"]);
+    expect(sup2.current()?.config.deviceId).toBe("edge-1");
+    expect(existsSync(join(identityDir, "svid.pem"))).toBe(false);
+    await sup2.close();
     await sup.close();
   });
 });

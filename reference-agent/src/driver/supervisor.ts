@@ -84,12 +84,17 @@ export class AgentSupervisor implements DeviceDriverBackend {
       // Remove what the old relationship installed while that agent still knows it.
       if (this.agent) {
         const old = this.agent;
-        this.agent = undefined;
         try {
           await old.reset();
-        } finally {
-          await old.close();
+        } catch (e) {
+          // The old agent keeps running: a refused Configure changes nothing.
+          throw new SupervisorError(
+            "unavailable",
+            `cannot remove the current workloads, configuration unchanged: ${(e as Error).message}`,
+          );
         }
+        this.agent = undefined;
+        await old.close();
       }
       const dir = this.config.identityDir;
       await writeFileAtomic(join(dir, CREDENTIAL_FILES.chain), req.clientSvidChainPem, 0o644);
@@ -133,8 +138,17 @@ export class AgentSupervisor implements DeviceDriverBackend {
 
   reset(): Promise<void> {
     return this.serial(async () => {
-      if (!this.agent) throw new SupervisorError("failed-precondition", "the agent is not running");
-      await this.agent.reset();
+      if (this.agent) {
+        await this.agent.reset();
+        return;
+      }
+      // Not provisioned yet (waiting for Configure): no provider ran, only state can be left.
+      const store = SqliteAgentStore.open(this.config.stateDir);
+      try {
+        store.reset();
+      } finally {
+        store.close();
+      }
     });
   }
 
