@@ -106,4 +106,41 @@ describe("startAgent against the reference WFM and Docker", () => {
     });
     expect(logs.filter((l) => l.level === "error")).toEqual([]);
   });
+
+  it("reset() removes every workload and forgets the state, then converges again from the WFM", async () => {
+    if (!agent) throw new Error("agent not started by the first test");
+    const dep = await wfm.core.createDeployment({
+      applicationId,
+      clientId: CLIENT,
+      deviceId: DEVICE,
+    });
+    const running = await waitUntil(
+      "a running container",
+      async () => {
+        const list = await deploymentContainers(dep.deploymentId);
+        return list.some((c) => c.state === "running") ? list : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const before = new Set(running.map((c) => c.id));
+    await agent.reset();
+    const left = await deploymentContainers(dep.deploymentId);
+    expect(left.filter((c) => before.has(c.id))).toEqual([]);
+    // The WFM still wants the deployment: the reset agent reports capabilities, syncs from
+    // version 0 and installs it anew.
+    const again = await waitUntil(
+      "reinstalled after reset",
+      async () => {
+        const list = await deploymentContainers(dep.deploymentId);
+        return list.some((c) => c.state === "running" && !before.has(c.id)) ? list : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    expect(again.length).toBe(running.length);
+    await waitUntil("installed in the agent", () =>
+      agent
+        ?.view()
+        .deployments.some((d) => d.deploymentId === dep.deploymentId && d.state === "installed"),
+    );
+  });
 });

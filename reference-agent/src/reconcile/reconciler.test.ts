@@ -346,7 +346,9 @@ describe("Reconciler", () => {
       "installing[web=installed,db=installing]",
     ]);
     expect(store.getDeployment(ID_A)?.state).toBe("installing");
-    // "Restart": a new reconciler over the same store (the fake runtime kept web running).
+    // "Restart": a new reconciler over the reopened store (the fake runtime kept web running).
+    store.close();
+    store = SqliteAgentStore.open(dir);
     provider.hang.clear();
     provider.calls = [];
     await reconciler().runOnce();
