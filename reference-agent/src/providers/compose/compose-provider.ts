@@ -151,6 +151,13 @@ export class ComposeProvider implements Provider {
       if ("reason" in compose) {
         return { state: "failed", error: { code: "RUNTIME_UNAVAILABLE", message: compose.reason } };
       }
+      // An engine that is down is the device's problem, not the component's: say so up front.
+      try {
+        await this.docker.ping();
+      } catch (e) {
+        const message = `docker engine at ${this.opts.dockerSocket} unreachable: ${(e as Error).message}`;
+        return { state: "failed", error: { code: "RUNTIME_UNAVAILABLE", message } };
+      }
       const meta = await this.prepare(spec, project, compose, signal, deadline);
       const up = await runCli(
         [...this.composeArgs(compose, meta), "up", "-d", "--remove-orphans"],
@@ -171,9 +178,12 @@ export class ComposeProvider implements Provider {
       await this.dropOldTrees(project, meta.projectDir);
       this.opts.log({ level: "info", msg: "compose up done", project, wait: spec.wait });
       if (!spec.wait) return { state: "installed" };
-      return await this.waitRunning(meta, signal, deadline);
+      return await this.waitRunning(meta, signal, deadline - spec.timeoutMs, deadline);
     } catch (e) {
       if (e instanceof ApplyFailed) return { state: "failed", error: e.failure };
+      if (!signal.aborted && (e as Error)?.name === "TimeoutError") {
+        return timeoutFailure(project, spec, "pulling the component did not finish");
+      }
       if (signal.aborted) throw signal.reason ?? e;
       return {
         state: "failed",
@@ -199,11 +209,16 @@ export class ComposeProvider implements Provider {
     signal: AbortSignal,
     deadline: number,
   ): Promise<ProjectMeta> {
+    // The component's timeout covers the pull too: a registry that stalls must not hold it forever.
+    const pullSignal = AbortSignal.any([
+      signal,
+      AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+    ]);
     const pulled = await pullComposeArchiveBytes(
       spec.repository,
       spec.revision,
       this.opts.plainHttpRegistries,
-      signal,
+      pullSignal,
     );
     if (!pulled.ok) throw new ApplyFailed(pulled.error);
     const { validateComposeArchive, extractComposeArchive } = await import("@margo/proto/package");
@@ -297,9 +312,9 @@ export class ComposeProvider implements Provider {
   private async waitRunning(
     meta: ProjectMeta,
     signal: AbortSignal,
+    since: number,
     deadline: number,
   ): Promise<ApplyOutcome> {
-    const since = Date.now() - 1_000;
     let pending = "no container seen yet";
     for (;;) {
       const containers = await this.inspectProject(meta.project);

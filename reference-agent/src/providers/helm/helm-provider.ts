@@ -96,12 +96,22 @@ export class HelmProvider implements Provider {
   async apply(spec: ComponentSpec, signal: AbortSignal): Promise<ApplyOutcome> {
     const release = helmReleaseName(spec);
     const deadline = Date.now() + spec.timeoutMs;
-    const pulled = await pullHelmChartBytes(
-      spec.repository,
-      spec.revision,
-      this.opts.plainHttpRegistries,
-      signal,
-    );
+    let pulled: Awaited<ReturnType<typeof pullHelmChartBytes>>;
+    try {
+      // The component's timeout covers the pull too.
+      pulled = await pullHelmChartBytes(
+        spec.repository,
+        spec.revision,
+        this.opts.plainHttpRegistries,
+        AbortSignal.any([signal, AbortSignal.timeout(spec.timeoutMs)]),
+      );
+    } catch (e) {
+      if (signal.aborted || (e as Error)?.name !== "TimeoutError") throw e;
+      return {
+        state: "failed",
+        error: { code: "TIMEOUT", message: `helm ${release}: pulling the chart did not finish` },
+      };
+    }
     if (!pulled.ok) return { state: "failed", error: pulled.error };
     const dir = join(this.opts.workDir, release);
     await mkdir(dir, { recursive: true, mode: 0o700 });
