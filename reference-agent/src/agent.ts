@@ -38,7 +38,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  */
 class Agent implements RunningAgent {
   private loops: AbortController | undefined;
-  private capabilitiesLoop: Promise<void> | undefined;
   private readonly reconciler: Reconciler;
   private readonly sync: ManifestSync;
   private readonly outbox: OutboxSender;
@@ -90,7 +89,9 @@ class Agent implements RunningAgent {
     this.refresher.start();
     this.outbox.start();
     this.reconciler.start();
-    this.capabilitiesLoop = this.runCapabilities(loops.signal);
+    void this.runCapabilities(loops.signal).catch((e: unknown) => {
+      this.log({ level: "error", msg: "capabilities loop failed", error: String(e) });
+    });
   }
 
   /** Stop every loop and wait for in-flight work (provider calls are aborted) to settle. */
@@ -98,9 +99,10 @@ class Agent implements RunningAgent {
     this.loops?.abort();
     this.refresher.stop();
     this.watch?.stop();
-    await Promise.all([this.sync.stop(), this.reconciler.stop(), this.capabilitiesLoop]);
+    // The capabilities loop is not awaited: a PUT in flight may take the whole request timeout,
+    // and after the abort the loop starts nothing and reports nothing that matters.
+    await Promise.all([this.sync.stop(), this.reconciler.stop()]);
     await this.outbox.stop();
-    this.capabilitiesLoop = undefined;
   }
 
   /**
