@@ -391,13 +391,20 @@ export class ComposeProvider implements Provider {
     }
   }
 
+  /**
+   * One Engine API call per component (the drift check runs every few seconds for every
+   * deployment): the container list already carries labels, state and the health summary.
+   */
   async observe(ref: ComponentRef): Promise<ObservedComponent> {
     const project = composeProjectName(ref);
     const meta = await this.readMeta(project);
-    const containers = (await this.inspectProject(project)).filter(
+    const containers = (
+      await this.docker.listContainers({ [COMPOSE_PROJECT_LABEL]: project })
+    ).filter(
       (c) =>
-        c.Config.Labels?.[LABEL.deviceId] === this.opts.deviceId &&
-        c.Config.Labels?.[LABEL.deploymentId] === ref.deploymentId,
+        c.Labels["com.docker.compose.oneoff"] !== "True" &&
+        c.Labels[LABEL.deviceId] === this.opts.deviceId &&
+        c.Labels[LABEL.deploymentId] === ref.deploymentId,
     );
     if (containers.length === 0) {
       // Installed by us (meta written) yet nothing left: removed by hand, drift to repair.
@@ -408,24 +415,23 @@ export class ComposeProvider implements Provider {
           }
         : { health: "absent", detail: `${project}: no containers` };
     }
-    const hashes = new Set(containers.map((c) => c.Config.Labels?.[LABEL.specHash] ?? ""));
+    const hashes = new Set(containers.map((c) => c.Labels[LABEL.specHash] ?? ""));
     const specHash = hashes.size === 1 ? [...hashes][0] : undefined;
-    const seen = new Set(containers.map((c) => c.Config.Labels?.[COMPOSE_SERVICE_LABEL] ?? ""));
+    const seen = new Set(containers.map((c) => c.Labels[COMPOSE_SERVICE_LABEL] ?? ""));
     const expected = meta?.services ?? [...seen];
     const problems: string[] = [];
     let starting = false;
     for (const s of expected) if (!seen.has(s)) problems.push(`${s}: missing`);
     for (const c of containers) {
-      const name = c.Name.replace(/^\//, "");
-      const st = c.State;
-      const hash = c.Config.Labels?.[LABEL.specHash];
+      const name = (c.Names[0] ?? c.Id).replace(/^\//, "");
+      const hash = c.Labels[LABEL.specHash];
       if (meta && hash !== meta.specHash) problems.push(`${name}: spec ${hash ?? "none"}`);
-      if (!st.Running || st.Restarting) problems.push(`${name}: ${st.Status} (${st.ExitCode})`);
-      else if (st.Health?.Status === "starting") starting = true;
-      else if (st.Health?.Status === "unhealthy") problems.push(`${name}: unhealthy`);
+      if (c.State !== "running") problems.push(`${name}: ${c.State} (${c.Status})`);
+      else if (c.Status.includes("(health: starting)")) starting = true;
+      else if (c.Status.includes("(unhealthy)")) problems.push(`${name}: unhealthy`);
     }
     const detail = containers
-      .map((c) => `${c.Name.replace(/^\//, "")}=${c.State.Status}`)
+      .map((c) => `${(c.Names[0] ?? c.Id).replace(/^\//, "")}=${c.State}`)
       .concat(problems.length ? [`problems: ${problems.join(", ")}`] : [])
       .join(" ");
     const health = problems.length > 0 ? "degraded" : starting ? "starting" : "running";
