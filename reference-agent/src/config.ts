@@ -80,6 +80,13 @@ export interface AgentConfig {
   plainHttpRegistries: string[];
   /** How often the real workload state is compared with the desired one (drift repair). */
   driftCheckMs: number;
+  /**
+   * How many deployments are installed/removed at the same time. The engine, not the agent, is
+   * the bottleneck of an install (pull, network create, container start), and independent
+   * deployments need not wait for each other; the bound keeps a burst from overloading a small
+   * device. Components inside one deployment always go strictly in listed order.
+   */
+  maxParallelDeployments: number;
   /** How often host facts are re-read to re-report changed capabilities (item 25). */
   capabilitiesCheckMs: number;
   /** DeviceDriver gRPC service (for the conformance suite); off when unset. Loopback only by default. */
@@ -128,6 +135,7 @@ export function defaultConfig(
     },
     plainHttpRegistries: [],
     driftCheckMs: 5_000,
+    maxParallelDeployments: 4,
     capabilitiesCheckMs: 60_000,
   };
 }
@@ -172,6 +180,9 @@ export function normaliseConfig(raw: unknown): AgentConfig {
     }
   }
   if (!(c.polling.periodMs >= 100)) throw new ConfigError("polling.periodMs", "at least 100");
+  if (!(Number.isInteger(c.maxParallelDeployments) && c.maxParallelDeployments >= 1)) {
+    throw new ConfigError("maxParallelDeployments", "an integer of at least 1");
+  }
   if (!(c.polling.jitterRatio >= 0 && c.polling.jitterRatio < 1)) {
     throw new ConfigError("polling.jitterRatio", "in [0, 1)");
   }

@@ -76,10 +76,32 @@ function isAbort(e: unknown): boolean {
 }
 
 /**
+ * The store's copy of a deployment changed under a worker (sync accepted a new revision or an
+ * undeploy while it was applying): what the worker would save is stale. Nothing is saved; the
+ * deployment is worked on again from the store's copy.
+ */
+class Superseded extends Error {
+  constructor(deploymentId: string) {
+    super(`deployment ${deploymentId} changed in the store during reconcile`);
+    this.name = "Superseded";
+  }
+}
+
+/** One deployment being worked on: what it started from, and how to stop it early. */
+interface Worker {
+  digest: string;
+  desired: DeploymentRecord["desired"];
+  abort: AbortController;
+}
+
+/**
  * Drives every stored deployment towards its desired state through the explicit state machine
- * of transitions.ts, one pass at a time. Every state change is saved together with its status
- * report (one store transaction) and only real changes are reported, so a pass resumed after a
- * crash neither loses nor repeats a report.
+ * of transitions.ts. Independent deployments are worked on concurrently, at most
+ * `maxParallelDeployments` at a time (the engine, not the agent, bounds an install); one
+ * deployment is never worked on by two workers at once, and its components go strictly in listed
+ * order. Every state change is saved together with its status report (one store transaction) and
+ * only real changes are reported, so a worker resumed after a crash neither loses nor repeats a
+ * report. The orphan sweep runs only while no deployment is being worked on.
  */
 export class Reconciler {
   private readonly now: () => number;
@@ -88,8 +110,14 @@ export class Reconciler {
   private readonly retries = new Map<string, RetryState>();
   /** Last observation per component (`deploymentId/component`), for status views. */
   private readonly seen = new Map<string, string>();
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly active = new Map<string, Worker>();
+  /** Deployments waiting for a worker, in the order they were asked for. */
+  private readonly queue = new Set<string>();
+  /** Deployments asked for again while a worker had them: one more run after it. */
+  private readonly again = new Set<string>();
+  private sweeping: Promise<void> | undefined;
+  private sweepDue = false;
+  private idleWaiters: Array<() => void> = [];
   private stopped = true;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -105,35 +133,20 @@ export class Reconciler {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.abort = new AbortController();
+    if (this.abort.signal.aborted) this.abort = new AbortController();
     this.timer = setInterval(() => this.kick(), this.deps.config.driftCheckMs);
     this.timer.unref();
     this.kick();
   }
 
-  /** Run a pass soon; during a pass, one more pass runs after it. */
+  /**
+   * Look at every deployment now: idle ones get a worker (within the bound), busy ones one more
+   * run after their current one. A busy deployment whose revision or desire changed in the store
+   * has its in-flight provider call aborted: that work is moot.
+   */
   kick(): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.loop().finally(() => {
-      this.running = undefined;
-    });
-  }
-
-  private async loop(): Promise<void> {
-    do {
-      this.again = false;
-      try {
-        await this.runOnce();
-      } catch (e) {
-        if (!isAbort(e)) {
-          this.deps.log({ level: "error", msg: "reconcile pass failed", error: String(e) });
-        }
-      }
-    } while (this.again && !this.stopped);
+    this.schedule();
   }
 
   /** What the runtime last showed of a component (`margo-agent status`). */
@@ -141,30 +154,17 @@ export class Reconciler {
     return this.seen.get(`${deploymentId}/${component}`);
   }
 
-  /** Wait for the current pass, if any (tests). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
+  /** Resolves when no deployment is being worked on or waiting, and no sweep runs (tests). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** One pass over every record, then the orphan sweep. */
+  /** Work on every record (concurrently, bounded), then the orphan sweep; resolves when done. */
   async runOnce(): Promise<void> {
-    const signal = this.abort.signal;
-    for (const rec of this.deps.store.listDeployments()) {
-      if (signal.aborted) return;
-      try {
-        await this.reconcile(rec, signal);
-      } catch (e) {
-        if (signal.aborted) return;
-        // One broken record must not hold back every other deployment.
-        this.deps.log({
-          level: "error",
-          msg: "reconcile failed",
-          deploymentId: rec.deploymentId,
-          error: String(e),
-        });
-      }
-    }
-    if (!signal.aborted) await this.sweepOrphans();
+    if (this.abort.signal.aborted) return;
+    this.schedule();
+    await this.idle();
   }
 
   /** Stop timers, abort in-flight provider calls and wait for them to settle. */
@@ -174,7 +174,94 @@ export class Reconciler {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.timer = this.retryTimer = undefined;
     this.abort.abort();
+    this.queue.clear();
+    this.again.clear();
+    for (const w of this.active.values()) w.abort.abort();
     await this.idle();
+  }
+
+  private isIdle(): boolean {
+    return this.active.size === 0 && this.queue.size === 0 && this.sweeping === undefined;
+  }
+
+  private schedule(): void {
+    if (this.abort.signal.aborted) return;
+    for (const rec of this.deps.store.listDeployments()) {
+      const w = this.active.get(rec.deploymentId);
+      if (!w) {
+        this.queue.add(rec.deploymentId);
+        continue;
+      }
+      this.again.add(rec.deploymentId);
+      if (w.digest !== rec.digest || w.desired !== rec.desired) {
+        this.deps.log({
+          level: "debug",
+          msg: "deployment changed while being worked on; aborting that work",
+          deploymentId: rec.deploymentId,
+        });
+        w.abort.abort();
+      }
+    }
+    this.sweepDue = true;
+    this.pump();
+  }
+
+  /** Hand waiting deployments to workers; when nothing is left, sweep orphans, then go idle. */
+  private pump(): void {
+    if (this.sweeping) return; // resumed when the sweep ends
+    const max = Math.max(1, this.deps.config.maxParallelDeployments ?? 4);
+    for (const id of this.queue) {
+      if (this.active.size >= max || this.abort.signal.aborted) break;
+      this.queue.delete(id);
+      if (!this.active.has(id)) this.startWorker(id);
+    }
+    if (this.active.size > 0 || this.queue.size > 0) return;
+    if (this.sweepDue && !this.abort.signal.aborted) {
+      this.sweepDue = false;
+      this.sweeping = this.sweepOrphans()
+        .catch((e: unknown) => {
+          this.deps.log({ level: "error", msg: "orphan sweep failed", error: String(e) });
+        })
+        .finally(() => {
+          this.sweeping = undefined;
+          this.pump();
+        });
+      return;
+    }
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private startWorker(deploymentId: string): void {
+    // Read now, not when the deployment was queued: sync may have moved it since.
+    const rec = this.deps.store.getDeployment(deploymentId);
+    if (!rec) return;
+    const abort = new AbortController();
+    this.active.set(deploymentId, { digest: rec.digest, desired: rec.desired, abort });
+    const run = async () => {
+      try {
+        await this.reconcile(rec, abort.signal);
+      } catch (e) {
+        if (e instanceof Superseded) {
+          this.again.add(deploymentId);
+          this.deps.log({ level: "debug", msg: e.message, deploymentId });
+        } else if (!abort.signal.aborted) {
+          // One broken record must not hold back any other deployment.
+          this.deps.log({
+            level: "error",
+            msg: "reconcile failed",
+            deploymentId,
+            error: String(e),
+          });
+        }
+      }
+    };
+    void run().finally(() => {
+      this.active.delete(deploymentId);
+      if (this.again.delete(deploymentId) && !this.abort.signal.aborted) {
+        this.queue.add(deploymentId);
+      }
+      this.pump();
+    });
   }
 
   /** Persist `next` (with its report when the WFM-visible part changed) and return it. */
@@ -185,6 +272,12 @@ export class Reconciler {
       prev.appliedDigest === next.appliedDigest &&
       prev.components.every((c, i) => c.appliedSpecHash === next.components[i]?.appliedSpecHash);
     if (same) return prev;
+    // Sync owns digest, YAML and desire; a worker's copy may be older than the store's (an
+    // undeploy or new revision accepted while it applied). Writing it back would undo that.
+    const current = this.deps.store.getDeployment(next.deploymentId);
+    if (!current || current.digest !== prev.digest || current.desired !== prev.desired) {
+      throw new Superseded(next.deploymentId);
+    }
     next.updatedAt = this.now();
     const report = changed ? this.deps.statusBody(next) : undefined;
     this.deps.store.saveDeployment(next, report);
