@@ -296,6 +296,20 @@ describe("RestWfmClient answers (items 54, 86)", () => {
     expect(s.requests.at(-1)?.url).toBe("/api/v1/deployments/d-1/sha256:abc");
   });
 
+  it("a gzip bomb (300 MiB of zeros, ~300 KB on the wire) is a protocol error at the 256 MiB decoded cap", async () => {
+    const bomb = gzipSync(Buffer.alloc(300 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    s.setHandler((_req, res) =>
+      res
+        .writeHead(200, { "content-type": "application/yaml", "content-encoding": "gzip" })
+        .end(bomb),
+    );
+    const e = await failure(clientFor(s).getArtifact("/api/v1/deployments/d-1/sha256:bomb"));
+    expect(e.kind).toBe("protocol");
+    expect(e.details.retryable).toBe(false);
+    expect(e.message).toMatch(/decodes to more than 268435456 bytes/);
+  }, 30_000);
+
   it("an artifact URL on another origin is refused before anything is sent", async () => {
     const before = s.requests.length;
     const e = await failure(clientFor(s).getArtifact("https://evil.example/api/v1/bundles/x"));

@@ -17,7 +17,10 @@ export interface RestClientOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
-/** A response larger than this is not a Margo document; refuse it rather than buffer it. */
+/**
+ * A response larger than this is not a Margo document; refuse it rather than buffer it. Applies to
+ * the bytes received and, for a gzip body, to the decoded bytes.
+ */
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
 
 // rc.3 BackoffStrategy enum values in the generated model (numeric, ts-proto).
@@ -268,10 +271,15 @@ export class RestWfmClient implements WfmApi {
           const coding = res.headers["content-encoding"]?.trim().toLowerCase();
           if (coding === "gzip" || coding === "x-gzip") {
             try {
-              body = gunzipSync(body);
+              // The cap counted compressed bytes; a small bomb must not inflate past it either.
+              body = gunzipSync(body, { maxOutputLength: MAX_BODY_BYTES });
             } catch (e) {
+              const tooLarge = (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE";
+              const why = tooLarge
+                ? `gzip body decodes to more than ${MAX_BODY_BYTES} bytes`
+                : `gzip body does not decode: ${e}`;
               reject(
-                new WfmRequestError("protocol", `${what}: gzip body does not decode: ${e}`, {
+                new WfmRequestError("protocol", `${what}: ${why}`, {
                   status: res.statusCode,
                   retryable: false,
                   backoff: "none",
