@@ -65,6 +65,35 @@ class FakeProvider implements Provider {
   available = true;
   removeFails = false;
   foreign: ComponentRef[] = [];
+  /** Latency of every apply/remove (abortable), to measure concurrency. */
+  delayMs = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  /** Deployments with a provider call in flight; a second call for one of them is an overlap. */
+  busy = new Set<string>();
+  overlaps: string[] = [];
+
+  /** Wrap one apply/remove: count concurrency, catch two calls for one deployment, wait. */
+  private async occupy(deploymentId: string, signal?: AbortSignal): Promise<void> {
+    if (this.busy.has(deploymentId)) this.overlaps.push(deploymentId);
+    this.busy.add(deploymentId);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.delayMs > 0) {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(resolve, this.delayMs);
+          signal?.addEventListener("abort", () => {
+            clearTimeout(t);
+            reject(new DOMException("aborted", "AbortError"));
+          });
+        });
+      }
+    } finally {
+      this.inFlight--;
+      this.busy.delete(deploymentId);
+    }
+  }
 
   key(r: ComponentRef) {
     return `${r.deploymentId}/${r.componentName}`;
@@ -78,6 +107,7 @@ class FakeProvider implements Provider {
       deploymentId: spec.deploymentId,
       component: spec.componentName,
     });
+    await this.occupy(spec.deploymentId, signal);
     if (this.hang.has(spec.componentName)) {
       await new Promise((_r, reject) => {
         signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
@@ -94,8 +124,9 @@ class FakeProvider implements Provider {
       ? { health: "running", detail: "up", specHash: h }
       : { health: "absent", detail: "gone" };
   }
-  async remove(ref: ComponentRef): Promise<RemoveOutcome> {
+  async remove(ref: ComponentRef, signal?: AbortSignal): Promise<RemoveOutcome> {
     this.calls.push({ op: "remove", deploymentId: ref.deploymentId, component: ref.componentName });
+    await this.occupy(ref.deploymentId, signal);
     if (this.removeFails) {
       return { state: "failed", error: { code: "REMOVE_FAILED", message: "engine said no" } };
     }
@@ -413,6 +444,107 @@ describe("Reconciler", () => {
       expect.objectContaining({ op: "remove", deploymentId: ID_A }),
     );
     expect(reports().every((x) => x.deploymentId === ID_A)).toBe(true);
+  });
+});
+
+describe("Reconciler, concurrent deployments", () => {
+  const idOf = (i: number) => `0b8f7c7e-${String(i).padStart(4, "0")}-4d7c-9a55-0a5c2f1e9b10`;
+
+  it("N deployments finish in about N/maxParallelDeployments of the serial time; order, one worker per deployment and reports kept", async () => {
+    const n = 8;
+    provider.delayMs = 100;
+    accept(...Array.from({ length: n }, (_, i) => yaml({ id: idOf(i) })));
+    const t0 = Date.now();
+    await reconciler().runOnce();
+    const took = Date.now() - t0;
+    const serial = n * 2 * provider.delayMs; // two components each, one after another
+    // Four at a time: two rounds of two applies, so at least 400 ms and well under serial.
+    expect(took).toBeGreaterThanOrEqual(2 * 2 * provider.delayMs - 10);
+    expect(took).toBeLessThan(serial / 2);
+    expect(provider.maxInFlight).toBe(config.maxParallelDeployments);
+    expect(provider.overlaps).toEqual([]);
+    for (let i = 0; i < n; i++) {
+      const id = idOf(i);
+      const applied = provider.calls.filter((c) => c.deploymentId === id).map((c) => c.component);
+      expect(applied).toEqual(["web", "db"]);
+      // Item 65: each deployment's reports in the order they happened, none repeated.
+      expect(
+        reports()
+          .filter((r) => r.deploymentId === id)
+          .map(summary),
+      ).toEqual([
+        "installing[web=installing,db=pending]",
+        "installing[web=installed,db=installing]",
+        "installed[web=installed,db=installed]",
+      ]);
+      expect(store.getDeployment(id)?.state).toBe("installed");
+    }
+  });
+
+  it("maxParallelDeployments 1 works on one deployment at a time", async () => {
+    config = { ...config, maxParallelDeployments: 1 };
+    provider.delayMs = 20;
+    accept(...Array.from({ length: 3 }, (_, i) => yaml({ id: idOf(i), components: ["solo"] })));
+    await reconciler().runOnce();
+    expect(provider.maxInFlight).toBe(1);
+    expect(reports().map((r) => r.status.state)).toEqual([
+      "installing",
+      "installed",
+      "installing",
+      "installed",
+      "installing",
+      "installed",
+    ]);
+  });
+
+  it("a hanging install holds back no other deployment; its undeploy aborts it and is not undone", async () => {
+    provider.hang.add("db");
+    accept(yaml({ id: ID_A }));
+    const r = reconciler();
+    r.start();
+    await waitFor(() => provider.calls.some((c) => c.component === "db"));
+    accept(yaml({ id: ID_A }), yaml({ id: ID_B, components: ["solo"] }));
+    r.kick();
+    await waitFor(() => store.getDeployment(ID_B)?.state === "installed");
+    expect(store.getDeployment(ID_A)?.state).toBe("installing");
+    // Undeploy A while its db apply hangs: the worker is aborted and the removal follows.
+    accept(yaml({ id: ID_B, components: ["solo"] }));
+    r.kick();
+    await waitFor(() => store.getDeployment(ID_A) === undefined);
+    await r.stop();
+    expect(
+      reports()
+        .filter((x) => x.deploymentId === ID_A)
+        .map(summary),
+    ).toEqual([
+      "installing[web=installing,db=pending]",
+      "installing[web=installed,db=installing]",
+      "removing[web=removing,db=removing]",
+      "removing[web=removing,db=removed]",
+      "removed[web=removed,db=removed]",
+    ]);
+    expect(provider.running.has(`${ID_A}/web`)).toBe(false);
+    expect(provider.overlaps).toEqual([]);
+  });
+
+  it("a new revision accepted during an apply is installed, not overwritten by the old one", async () => {
+    provider.delayMs = 150;
+    accept(yaml({ id: ID_A, components: ["solo"] }));
+    const r = reconciler();
+    r.start();
+    await waitFor(() => provider.calls.length === 1);
+    const next = yaml({ id: ID_A, components: ["solo"], greeting: "bye" });
+    accept(next);
+    r.kick();
+    await waitFor(() => store.getDeployment(ID_A)?.appliedDigest === digestOf(next));
+    await r.stop();
+    const rec = store.getDeployment(ID_A);
+    expect(rec?.digest).toBe(digestOf(next));
+    expect(rec?.state).toBe("installed");
+    const last = reports().at(-1);
+    expect(last && summary(last)).toBe("installed[solo=installed]");
+    expect(last?.adoptedManifestVersion).toBe(2);
+    expect(provider.overlaps).toEqual([]);
   });
 });
 
