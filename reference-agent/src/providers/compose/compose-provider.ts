@@ -14,6 +14,7 @@ import type {
   RemoveOutcome,
 } from "../provider.js";
 import { type ComposeCommand, detectCompose, runCli } from "./compose-cli.js";
+import { composeServices } from "./compose-file.js";
 import { type ContainerInspect, DockerApi } from "./docker-api.js";
 import { composeEnv, composeOverride } from "./override.js";
 import {
@@ -33,12 +34,16 @@ export interface ComposeProviderOptions {
   command?: string[];
   plainHttpRegistries: string[];
   log: AgentLog;
-  /** How often wait polls the engine (tests shorten it). */
+  /**
+   * How often wait polls the engine while a container is not yet running or healthy (default
+   * 100 ms; one list and one inspect per container over the local socket, cheap).
+   */
   pollMs?: number;
   /**
    * How long every container must have been running before wait reports installed (default
-   * 500 ms). "Running" right after `up -d` says little: a process that crashes on a bad config
-   * exits a moment later, and item 73 wants that reported as failed, not installed.
+   * 250 ms). "Running" right after `up -d` says little: a process that crashes on a bad config
+   * exits a moment later, and item 73 wants that reported as failed, not installed. Counted from
+   * the container's StartedAt, so the time `compose up` spent after the start is not waited twice.
    */
   settleMs?: number;
 }
@@ -103,8 +108,8 @@ export class ComposeProvider implements Provider {
 
   constructor(private readonly opts: ComposeProviderOptions) {
     this.docker = new DockerApi(opts.dockerSocket);
-    this.pollMs = opts.pollMs ?? 250;
-    this.settleMs = opts.settleMs ?? 500;
+    this.pollMs = opts.pollMs ?? 100;
+    this.settleMs = opts.settleMs ?? 250;
   }
 
   private projectDir(project: string): string {
@@ -158,7 +163,13 @@ export class ComposeProvider implements Provider {
         const message = `docker engine at ${this.opts.dockerSocket} unreachable: ${(e as Error).message}`;
         return { state: "failed", error: { code: "RUNTIME_UNAVAILABLE", message } };
       }
-      const meta = await this.prepare(spec, project, compose, signal, deadline);
+      // Whether this is a first install decides what a failed up may clean away (see below);
+      // asked while the archive is pulled.
+      const [meta, before] = await Promise.all([
+        this.prepare(spec, project, compose, signal, deadline),
+        this.docker.listContainers({ [COMPOSE_PROJECT_LABEL]: project }),
+      ]);
+      const tUp = Date.now();
       const up = await runCli(
         [...this.composeArgs(compose, meta), "up", "-d", "--remove-orphans"],
         { env: this.env(meta.vars), signal, timeoutMs: Math.max(1, deadline - Date.now()) },
@@ -167,6 +178,7 @@ export class ComposeProvider implements Provider {
         return timeoutFailure(project, spec, "compose up did not finish");
       }
       if (up.code !== 0) {
+        if (before.length === 0) await this.dropHalfCreated(project);
         return {
           state: "failed",
           error: {
@@ -176,9 +188,21 @@ export class ComposeProvider implements Provider {
         };
       }
       await this.dropOldTrees(project, meta.projectDir);
+      const tWait = Date.now();
       this.opts.log({ level: "info", msg: "compose up done", project, wait: spec.wait });
-      if (!spec.wait) return { state: "installed" };
-      return await this.waitRunning(meta, signal, deadline - spec.timeoutMs, deadline);
+      const out = spec.wait
+        ? await this.waitRunning(meta, signal, deadline - spec.timeoutMs, deadline)
+        : ({ state: "installed" } as const);
+      // Where an apply's wall time goes (bench/compose-apply.ts reads this).
+      this.opts.log({
+        level: "debug",
+        msg: "compose apply timing",
+        project,
+        prepareMs: tUp - (deadline - spec.timeoutMs),
+        upMs: tWait - tUp,
+        waitMs: Date.now() - tWait,
+      });
+      return out;
     } catch (e) {
       if (e instanceof ApplyFailed) return { state: "failed", error: e.failure };
       if (!signal.aborted && (e as Error)?.name === "TimeoutError") {
@@ -192,6 +216,32 @@ export class ComposeProvider implements Provider {
     }
   }
 
+  /**
+   * A first `up` that failed half way (e.g. the engine found no free address pool for the network,
+   * or a port was taken at start) may have left a network and created-but-never-running containers.
+   * Nothing of it serves anyone, a left network holds one of the engine's few address pools, and a
+   * retry must start from a clean slate, so it goes. Volumes stay (compose reuses them; never risk
+   * data). Only for a first install: a failed update keeps whatever still runs for observe to judge.
+   */
+  private async dropHalfCreated(project: string): Promise<void> {
+    try {
+      const byProject = { [COMPOSE_PROJECT_LABEL]: project };
+      const left = await this.docker.listContainers(byProject);
+      await Promise.all(left.map((c) => this.docker.removeContainer(c.Id)));
+      for (const n of await this.docker.listNetworks(byProject)) {
+        await this.docker.removeNetwork(n.Id);
+      }
+    } catch (e) {
+      // The retry's `up` copes with leftovers; the cleanup failing must not hide the real error.
+      this.opts.log({
+        level: "warn",
+        msg: "cleanup after failed compose up failed",
+        project,
+        error: (e as Error).message,
+      });
+    }
+  }
+
   private composeArgs(compose: ComposeCommand, meta: ProjectMeta, override = true): string[] {
     const files = ["-f", join(meta.projectDir, "compose.yaml")];
     if (override) files.push("-f", meta.override);
@@ -200,7 +250,7 @@ export class ComposeProvider implements Provider {
 
   /**
    * Pull, verify, validate, extract (to a temp dir renamed into place, so a crash never leaves a
-   * half tree in use), ask compose which services the file defines, write override and meta.
+   * half tree in use), read which services the file defines, write override and meta.
    */
   private async prepare(
     spec: ComponentSpec,
@@ -267,7 +317,28 @@ export class ComposeProvider implements Provider {
       override: join(base, OVERRIDE_FILE),
       vars: { ...spec.injectedEnv, ...spec.parameters },
     };
-    // Compose itself says which services `up` will create (profiles, interpolation and all).
+    meta.services = await this.services(checked.composeYaml ?? "", compose, meta, signal, deadline);
+    await writeFile(meta.override, composeOverride(this.opts.deviceId, spec, meta.services), {
+      mode: 0o600,
+    });
+    await writeAtomic(join(base, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+    return meta;
+  }
+
+  /**
+   * The services `up` will create: read from compose.yaml (no CLI start on the apply path), or,
+   * when the file alone cannot tell (`include`, an interpolated profile), from compose itself.
+   */
+  private async services(
+    composeYaml: string,
+    compose: ComposeCommand,
+    meta: ProjectMeta,
+    signal: AbortSignal,
+    deadline: number,
+  ): Promise<string[]> {
+    const read = composeServices(composeYaml, meta.vars);
+    if (Array.isArray(read)) return read;
+    this.opts.log({ level: "debug", msg: "asking compose for services", why: read.unknown });
     const config = await runCli(
       [...this.composeArgs(compose, meta, false), "config", "--services"],
       {
@@ -279,19 +350,14 @@ export class ComposeProvider implements Provider {
     if (config.code !== 0) {
       throw new ApplyFailed({
         code: config.timedOut ? "TIMEOUT" : "APPLY_FAILED",
-        message: `compose config ${project}: ${lastLines(config.stderr)}`,
+        message: `compose config ${meta.project}: ${lastLines(config.stderr)}`,
       });
     }
-    meta.services = config.stdout
+    return config.stdout
       .split("\n")
-      .map((s) => s.trim())
-      .filter((s) => s !== "")
+      .map((x) => x.trim())
+      .filter((x) => x !== "")
       .sort();
-    await writeFile(meta.override, composeOverride(this.opts.deviceId, spec, meta.services), {
-      mode: 0o600,
-    });
-    await writeAtomic(join(base, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
-    return meta;
   }
 
   /** Older extracted revisions are no longer referenced by the running project once up succeeded. */
@@ -317,6 +383,9 @@ export class ComposeProvider implements Provider {
   ): Promise<ApplyOutcome> {
     let pending = "no container seen yet";
     for (;;) {
+      // When the only thing left is the settle window, sleep exactly until it closes.
+      let settledAt = Number.POSITIVE_INFINITY;
+      let onlySettling = true;
       const containers = await this.inspectProject(meta.project);
       const byService = new Map<string, ContainerInspect[]>();
       for (const c of containers) {
@@ -328,6 +397,7 @@ export class ComposeProvider implements Provider {
         const list = byService.get(service) ?? [];
         if (list.length === 0) {
           waiting.push(`${service}: no container`);
+          onlySettling = false;
           continue;
         }
         for (const c of list) {
@@ -348,11 +418,16 @@ export class ComposeProvider implements Provider {
               },
             };
           }
-          if (!st.Running) waiting.push(`${name}: ${st.Status}`);
-          else if (st.Health && st.Health.Status !== "healthy" && st.Health.Status !== "none") {
+          const settled = Date.parse(st.StartedAt) + this.settleMs;
+          if (!st.Running) {
+            waiting.push(`${name}: ${st.Status}`);
+            onlySettling = false;
+          } else if (st.Health && st.Health.Status !== "healthy" && st.Health.Status !== "none") {
             waiting.push(`${name}: ${st.Health.Status}`);
-          } else if (Date.now() - Date.parse(st.StartedAt) < this.settleMs) {
+            onlySettling = false;
+          } else if (Date.now() < settled) {
             waiting.push(`${name}: just started`);
+            settledAt = Math.min(settledAt, settled);
           }
         }
       }
@@ -362,23 +437,21 @@ export class ComposeProvider implements Provider {
       if (left <= 0) {
         return timeoutFailure(meta.project, undefined, `still waiting for ${pending}`);
       }
-      await sleep(Math.min(this.pollMs, left), signal);
+      const next = onlySettling ? Math.max(1, settledAt - Date.now()) : this.pollMs;
+      await sleep(Math.min(next, left), signal);
     }
   }
 
   /** Every non-one-off container of a project, inspected (state, exit code, health, labels). */
   private async inspectProject(project: string): Promise<ContainerInspect[]> {
     const list = await this.docker.listContainers({ [COMPOSE_PROJECT_LABEL]: project });
-    const out: ContainerInspect[] = [];
-    for (const c of list) {
-      if (c.Labels["com.docker.compose.oneoff"] === "True") continue;
-      try {
-        out.push(await this.docker.inspectContainer(c.Id));
-      } catch {
+    const inspected = await Promise.all(
+      list
+        .filter((c) => c.Labels["com.docker.compose.oneoff"] !== "True")
         // Removed between list and inspect: as if it had not been listed.
-      }
-    }
-    return out;
+        .map((c) => this.docker.inspectContainer(c.Id).catch(() => undefined)),
+    );
+    return inspected.filter((c): c is ContainerInspect => c !== undefined);
   }
 
   private async readMeta(project: string): Promise<ProjectMeta | undefined> {
