@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,7 +7,10 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLog } from "../src/log.js";
+import { runCli } from "../src/providers/compose/compose-cli.js";
+import { composeServices } from "../src/providers/compose/compose-file.js";
 import { ComposeProvider } from "../src/providers/compose/compose-provider.js";
+import { composeEnv } from "../src/providers/compose/override.js";
 import {
   COMPOSE_PROJECT_LABEL,
   composeProjectName,
@@ -111,7 +114,7 @@ beforeAll(async () => {
   ]);
   own.exit1 = await publishComposeText(
     "margo-t-exit1",
-    `services:\n  boom:\n    image: ${FIXTURE_IMAGE}\n    command: ["sh", "-c", "sleep 0.3; exit 1"]\n`,
+    `services:\n  boom:\n    image: ${FIXTURE_IMAGE}\n    command: ["sh", "-c", "sleep 0.1; exit 1"]\n`,
   );
   own.slowHealthy = await publishComposeText(
     "margo-t-slow-healthy",
@@ -120,6 +123,12 @@ beforeAll(async () => {
   own.neverHealthy = await publishComposeText(
     "margo-t-never-healthy",
     `services:\n  stuck:\n    image: ${FIXTURE_IMAGE}\n    init: true\n    command: ["sleep", "3600"]\n    healthcheck:\n      test: ["CMD", "false"]\n      interval: 500ms\n      retries: 1000\n`,
+  );
+  // Publishes a port chosen by a parameter: a test holds that port so the first `up` fails half
+  // way (network and container created, start refused), as a failure of the engine does.
+  own.port = await publishComposeText(
+    "margo-t-port",
+    `services:\n  web:\n    image: ${FIXTURE_IMAGE}\n    init: true\n    command: ["httpd", "-f", "-p", "8080", "-h", "/"]\n    ports:\n      - "127.0.0.1:\${HOLD_PORT}:8080"\n`,
   );
   own.pair = await publishComposeText(
     "margo-t-pair",
@@ -260,6 +269,47 @@ describe("ComposeProvider on the real engine", () => {
       expect(await containersOf(s)).toHaveLength(2);
     });
 
+    it("services come from compose.yaml as compose itself lists them (profiles, anchors, odd names)", async () => {
+      const text = [
+        "x-base: &base",
+        `  image: ${FIXTURE_IMAGE}`,
+        "services:",
+        "  a:",
+        "    <<: *base",
+        "  x-b: *base",
+        "  c:",
+        "    <<: *base",
+        "    profiles: [dbg]",
+        "  d:",
+        "    <<: *base",
+        "    profiles: [ops]",
+        '  "1": *base',
+        "",
+      ].join("\n");
+      const dir = await mkdtemp(join(tmpdir(), "margo-t-services-"));
+      try {
+        await writeFile(join(dir, "compose.yaml"), text);
+        const cases: Record<string, string>[] = [{}, { COMPOSE_PROFILES: "ops" }];
+        for (const vars of cases) {
+          const r = await runCli(
+            ["docker", "compose", "-p", "margo-t-services", "config", "--services"],
+            {
+              env: composeEnv(SOCKET, vars),
+              cwd: dir,
+            },
+          );
+          expect(r.code).toBe(0);
+          const byCompose = r.stdout
+            .split("\n")
+            .filter((x) => x !== "")
+            .sort();
+          expect(composeServices(text, vars)).toEqual(byCompose);
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it("item 73: a service exiting 1 at start fails WORKLOAD_EXITED well before the timeout", async () => {
       const s = spec("margo-t-exit1", own.exit1 as PublishedRef, { timeoutMs: 30_000 });
       const t0 = Date.now();
@@ -268,6 +318,25 @@ describe("ComposeProvider on the real engine", () => {
       expect(out.state === "failed" && out.error.code).toBe("WORKLOAD_EXITED");
       expect(out.state === "failed" && out.error.message).toContain("code 1");
       expect(Date.now() - t0).toBeLessThan(15_000);
+    });
+
+    it("a first compose up that fails half way leaves nothing behind, and the retry installs", async () => {
+      const holder = createServer();
+      await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+      const port = String((holder.address() as AddressInfo).port);
+      const s = spec("margo-t-port", own.port as PublishedRef, { parameters: { HOLD_PORT: port } });
+      const project = composeProjectName(s);
+      try {
+        const out = await provider.apply(s, never);
+        expect(out.state === "failed" && out.error.code).toBe("APPLY_FAILED");
+        // The network (an address pool) and the never-started container are gone again.
+        expect(await projectLeftovers(project)).toEqual({ containers: 0, networks: 0, volumes: 0 });
+      } finally {
+        await new Promise((r) => holder.close(r));
+      }
+      expect(await provider.apply(s, never)).toEqual({ state: "installed" });
+      expect((await provider.observe(s)).health).toBe("running");
+      expect(await provider.remove(s, never)).toEqual({ state: "removed" });
     });
 
     it("item 72: wait false is installed as soon as compose up succeeded", async () => {
