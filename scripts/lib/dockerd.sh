@@ -54,7 +54,12 @@ ensure_dockerd() {
     printf '\n=== %s bootstrap starting dockerd\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$log"
     # setsid: the daemon must outlive this script and the caller's process group; fd 9 (the
     # bootstrap lock) is closed so the daemon does not hold the lock forever.
-    setsid dockerd </dev/null >>"$log" 2>&1 9>&- &
+    # Address pool: Docker's defaults hold ~30 bridge networks (a /16 each from 172.17-31 plus
+    # 192.168/20s) and every Compose project gets its own network, so a device running 50 Compose
+    # components ran out ("could not find an available, non-overlapping IPv4 address pool");
+    # /24s from one private /16 give 256 networks.
+    setsid dockerd --default-address-pool "base=${MARGO_DOCKER_POOL:-10.210.0.0/16},size=24" \
+      </dev/null >>"$log" 2>&1 9>&- &
     pid=$!
     record_started dockerd "$pid" .margo/dockerd.log
   fi
