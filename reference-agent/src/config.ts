@@ -34,6 +34,13 @@ export interface AgentConfig {
      */
     bundleUrl?: string;
     discoveryUrl?: string;
+    /**
+     * SPIFFE ID the trust endpoint (MIS) must present. Unset: the WFM's ID derived from the own
+     * SVID, which is what the reference WFM presents on its trust listener. Never "any SVID of the
+     * domain": client SVIDs carry serverAuth too, so another device could otherwise serve a bundle
+     * and replace the anchors. A WFM client ID (`.../client/...`) is refused.
+     */
+    serverSpiffeId?: string;
     /** Refresh period when the bundle carries no spiffe_refresh_hint (item 23). */
     refreshIntervalSeconds: number;
   };
@@ -178,6 +185,10 @@ export function normaliseConfig(raw: unknown): AgentConfig {
     if (v !== undefined && !v.startsWith("https://")) {
       throw new ConfigError(`trust.${key}`, "must be https (item 19)");
     }
+  }
+  const misId = c.trust.serverSpiffeId;
+  if (misId !== undefined && (!misId.startsWith("spiffe://") || /\/client(\/|$)/.test(misId))) {
+    throw new ConfigError("trust.serverSpiffeId", "a spiffe:// ID that is not a WFM client ID");
   }
   if (!(c.polling.periodMs >= 100)) throw new ConfigError("polling.periodMs", "at least 100");
   if (!(Number.isInteger(c.maxParallelDeployments) && c.maxParallelDeployments >= 1)) {

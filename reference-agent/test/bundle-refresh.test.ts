@@ -7,6 +7,7 @@ import {
   mintSvid,
 } from "@margo/proto/identity";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { type DailyWindow, normaliseConfig } from "../src/config.js";
 import { FileAgentIdentity } from "../src/identity/agent-identity.js";
 import { BundleRefresher } from "../src/identity/bundle-refresher.js";
 import { IdentityCheckError } from "../src/identity/types.js";
@@ -62,20 +63,46 @@ afterAll(async () => {
   await domain.cleanup();
 });
 
-async function setup(trust: {
-  bundleUrl?: string;
-  discoveryUrl?: string;
-  refreshIntervalSeconds?: number;
-}) {
+async function setup(
+  trust: {
+    bundleUrl?: string;
+    discoveryUrl?: string;
+    refreshIntervalSeconds?: number;
+    serverSpiffeId?: string;
+  },
+  extra: { downtime?: DailyWindow[]; now?: () => number } = {},
+) {
   const store = new MemoryTrustStore();
   const config = testAgentConfig(domain.identityDir, {
     trust: { refreshIntervalSeconds: trust.refreshIntervalSeconds ?? 300, ...trust },
+    ...(extra.downtime ? { downtime: extra.downtime } : {}),
   });
   const identity = await FileAgentIdentity.open(config, store.asStore(), silentLog);
   const refresher = new BundleRefresher(config, identity, store.asStore(), silentLog, {
     requestTimeoutMs: 5_000,
+    ...(extra.now ? { now: extra.now } : {}),
   });
   return { store, identity, refresher };
+}
+
+/** Run `fn` against a throwaway MIS presenting `svid`, serving `docs` like the main one. */
+async function withMis(
+  svid: { certPem: string; keyPem: string },
+  fn: (mis: TestServer) => Promise<void>,
+) {
+  const mis = await startServer({ certPem: svid.certPem, keyPem: svid.keyPem, handler: serveDocs });
+  try {
+    await fn(mis);
+  } finally {
+    await mis.close();
+  }
+}
+
+/** 2030-01-01T<hh:mm:ss>Z plus however much real time has passed since the call. */
+function clockAt(hhmmss: string): () => number {
+  const base = Date.parse(`2030-01-01T${hhmmss}Z`);
+  const t0 = Date.now();
+  return () => base + (Date.now() - t0);
 }
 
 const bundleUrl = () => `${misServer.url}/.well-known/spiffe/bundle.json`;
@@ -312,6 +339,129 @@ describe("BundleRefresher (items 17-24)", () => {
       expect(fake.requests).toHaveLength(0);
     } finally {
       await fake.close();
+    }
+  });
+  it("item 22: a client SVID of our own trust domain (serverAuth too) serving a bundle is refused; the anchors stay", async () => {
+    const otherDevice = await domain.serverSvid(`${WFM_ID}/client/dev-2`);
+    await withMis(otherDevice, async (mis) => {
+      docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 50n }) } };
+      const { store, identity, refresher } = await setup({
+        bundleUrl: `${mis.url}/.well-known/spiffe/bundle.json`,
+      });
+      const out = await refresher.refreshNow();
+      expect(out.result === "rejected" && out.kind).toBe("trust-bundle-unreachable");
+      expect(out.result === "rejected" && out.message).toMatch(/spiffe-id-mismatch|only spiffe:/);
+      expect(mis.requests).toHaveLength(0);
+      expect(identity.trustState().sequence).toBe(1n);
+      identity.verifyServer(chainA);
+      expect(() => identity.verifyServer(chainB)).toThrow(IdentityCheckError);
+      expect(store.trust?.sequence).toBe(1n);
+    });
+  });
+
+  it("any other ID of the domain (an MIS ID not configured) is refused too", async () => {
+    const misSvid = await domain.serverSvid(`spiffe://${TD}/margo/mis`);
+    await withMis(misSvid, async (mis) => {
+      docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 2n }) } };
+      const { identity, refresher } = await setup({
+        bundleUrl: `${mis.url}/.well-known/spiffe/bundle.json`,
+      });
+      const out = await refresher.refreshNow();
+      expect(out.result === "rejected" && out.kind).toBe("trust-bundle-unreachable");
+      expect(mis.requests).toHaveLength(0);
+      expect(identity.trustState().anchors).toBe(1);
+    });
+  });
+
+  it("trust.serverSpiffeId: the configured MIS ID is accepted, and only it (the WFM ID is then refused)", async () => {
+    const misId = `spiffe://${TD}/margo/mis`;
+    const misSvid = await domain.serverSvid(misId);
+    await withMis(misSvid, async (mis) => {
+      docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 2n }) } };
+      const { identity, refresher } = await setup({
+        bundleUrl: `${mis.url}/.well-known/spiffe/bundle.json`,
+        serverSpiffeId: misId,
+      });
+      expect(await refresher.refreshNow()).toEqual({
+        result: "accepted",
+        sequence: 2n,
+        anchors: 1,
+      });
+      identity.verifyServer(chainB);
+    });
+    const { refresher } = await setup({ bundleUrl: bundleUrl(), serverSpiffeId: misId });
+    const before = misServer.requests.length;
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-bundle-unreachable");
+    expect(misServer.requests.length).toBe(before);
+  });
+
+  it("trust.serverSpiffeId naming a WFM client is refused by the config and by the refresher", async () => {
+    const clientId = `${WFM_ID}/client/dev-2`;
+    expect(() =>
+      normaliseConfig({
+        ...testAgentConfig(domain.identityDir),
+        trust: { refreshIntervalSeconds: 300, serverSpiffeId: clientId },
+      }),
+    ).toThrow(/trust.serverSpiffeId/);
+    const otherDevice = await domain.serverSvid(clientId);
+    await withMis(otherDevice, async (mis) => {
+      docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 2n }) } };
+      const { identity, refresher } = await setup({
+        bundleUrl: `${mis.url}/.well-known/spiffe/bundle.json`,
+        serverSpiffeId: clientId,
+      });
+      const out = await refresher.refreshNow();
+      expect(out.result === "rejected" && out.kind).toBe("trust-bundle-invalid");
+      expect(mis.requests).toHaveLength(0);
+      expect(identity.trustState().sequence).toBe(1n);
+    });
+  });
+
+  it("item 23: a bundle without spiffe_sequence after a sequenced one is refused as regressed", async () => {
+    const { store, identity, refresher } = await setup({ bundleUrl: bundleUrl() });
+    expect(identity.trustState().sequence).toBe(1n);
+    docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB]) } };
+    const out = await refresher.refreshNow();
+    expect(out.result === "rejected" && out.kind).toBe("trust-bundle-regressed");
+    identity.verifyServer(chainA);
+    expect(() => identity.verifyServer(chainB)).toThrow(IdentityCheckError);
+    expect(store.errors.at(-1)?.kind).toBe("trust-bundle-regressed");
+  });
+
+  it("item 87: inside downtime the scheduled refresh sends nothing and is deferred to the window's end", async () => {
+    docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 2n }) } };
+    const { identity, refresher } = await setup(
+      { bundleUrl: bundleUrl() },
+      { downtime: [{ start: "12:00", end: "13:00" }], now: clockAt("12:00:30") },
+    );
+    const before = misServer.requests.length;
+    refresher.start();
+    try {
+      await new Promise((r) => setTimeout(r, 600));
+      expect(misServer.requests.length).toBe(before);
+      expect(refresher.nextRefreshAt()).toBe(Date.parse("2030-01-01T13:00:00Z"));
+      expect(identity.trustState().sequence).toBe(1n);
+    } finally {
+      refresher.stop();
+    }
+  });
+
+  it("item 87: a downtime that ends soon: nothing during it, the refresh goes out right after", async () => {
+    docs = { "/.well-known/spiffe/bundle.json": { body: bundle([rootB], { sequence: 2n }) } };
+    const { identity, refresher } = await setup(
+      { bundleUrl: bundleUrl() },
+      { downtime: [{ start: "12:00", end: "12:01" }], now: clockAt("12:00:59.200") },
+    );
+    const before = misServer.requests.length;
+    refresher.start();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(misServer.requests.length).toBe(before);
+      await vi.waitFor(() => expect(identity.trustState().sequence).toBe(2n), { timeout: 5_000 });
+      expect(misServer.requests.length).toBe(before + 1);
+    } finally {
+      refresher.stop();
     }
   });
 });

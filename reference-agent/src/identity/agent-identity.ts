@@ -157,15 +157,6 @@ export class FileAgentIdentity implements AgentIdentity {
       );
   }
 
-  /**
-   * Verify a chain against the current anchors and the own trust domain and return the SPIFFE ID
-   * it proves, without naming which one is expected. The trust bundle endpoint uses this: it may be
-   * served by an MIS with any identity in the domain, but never by anything outside it.
-   */
-  verifyInDomain(chainDer: Uint8Array[]): string {
-    return this.verifyChain(chainDer);
-  }
-
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -9,6 +9,7 @@ import { decodeDiscoveryDocument } from "@margo/proto/wire";
 import type { AgentConfig } from "../config.js";
 import type { AgentLog } from "../log.js";
 import type { AgentStore } from "../state/store.js";
+import { nextAllowedAt } from "../sync/schedule.js";
 import { Backoff } from "../wfm/backoff.js";
 import { peerChainDer } from "../wfm/rest-client.js";
 import type { FileAgentIdentity } from "./agent-identity.js";
@@ -19,6 +20,8 @@ export interface BundleRefresherOptions {
   requestTimeoutMs?: number;
   /** Retry spacing after an unreachable or refused source; capped by the refresh period. */
   retryBaseMs?: number;
+  /** Clock (epoch ms) for the downtime and polling-hours gate; tests shift it. Default Date.now. */
+  now?: () => number;
 }
 
 type Rejection = Extract<BundleRefreshOutcome, { result: "rejected" }>;
@@ -44,10 +47,13 @@ function reject(kind: Rejection["kind"], message: string): never {
  * Keeps the trust bundle current (items 17-24). The source is `config.trust.bundleUrl`, or the
  * `trustBundleUri` of the discovery document at `config.trust.discoveryUrl`. Both are fetched
  * over server-authenticated TLS against the anchors the agent already holds: the MIS must present
- * an SVID of the agent's own trust domain that chains to them (no TOFU, item 18). Any rejection
- * keeps the current anchors, is recorded in the store and logged; an accepted bundle replaces
- * them entirely (item 22). A due refresh always goes to the network; If-None-Match only lets
- * the server answer 304 (item 23).
+ * an SVID chaining to them (no TOFU, item 18) that carries exactly `config.trust.serverSpiffeId`,
+ * by default the WFM's own ID. "Any SVID of the domain" is not enough: client SVIDs carry
+ * serverAuth too, and since an accepted bundle replaces the anchors (item 22), another device
+ * could otherwise swap in its own CA. Any rejection keeps the current anchors, is recorded in the
+ * store and logged. A due refresh always goes to the network; If-None-Match only lets the server
+ * answer 304 (item 23). Scheduled refreshes and their retries wait out downtime and the time
+ * outside the polling hours (item 87); refreshNow() called directly is not gated.
  */
 export class BundleRefresher {
   private timer: NodeJS.Timeout | undefined;
@@ -170,6 +176,12 @@ export class BundleRefresher {
       reject("trust-bundle-invalid", `${bundleUrl}: ${(e as Error).message}`);
     }
     const sequence = parsed.bundle.spiffeSequence;
+    if (current.sequence !== undefined && sequence === undefined)
+      // Dropping the member must not be a way around the ordering check.
+      reject(
+        "trust-bundle-regressed",
+        `${bundleUrl}: no spiffe_sequence, but the bundle in use has ${current.sequence} (item 23)`,
+      );
     if (sequence !== undefined && current.sequence !== undefined && sequence < current.sequence)
       reject(
         "trust-bundle-regressed",
@@ -220,9 +232,22 @@ export class BundleRefresher {
   }
 
   /**
-   * GET over server-only TLS. The server must present an SVID of our own trust domain chaining
-   * to the current anchors; which ID it carries is not prescribed for an MIS, so any in the
-   * domain is accepted (never anything outside it, and never on first use).
+   * The SPIFFE ID the trust endpoint must present. A WFM client ID is refused even when configured
+   * (a config built without normaliseConfig): it would let one device feed anchors to another.
+   */
+  private serverId(): string {
+    const id = this.config.trust.serverSpiffeId ?? this.identity.expectedWfmId;
+    if (/\/client(\/|$)/.test(id))
+      reject(
+        "trust-bundle-invalid",
+        `trust.serverSpiffeId ${id} is a WFM client ID; a client never serves the trust bundle`,
+      );
+    return id;
+  }
+
+  /**
+   * GET over server-only TLS. The server must present an SVID chaining to the current anchors
+   * with exactly serverId() (never anything else, and never on first use).
    */
   private get(
     url: string,
@@ -232,6 +257,7 @@ export class BundleRefresher {
     if (u.protocol !== "https:") reject("trust-bundle-not-https", `${url} is not https (item 19)`);
     const timeoutMs = this.opts.requestTimeoutMs ?? 15_000;
     const identity = this.identity;
+    const expectedId = this.serverId();
     return new Promise((resolve, fail) => {
       const r = request(u, {
         method: "GET",
@@ -245,7 +271,7 @@ export class BundleRefresher {
         },
         checkServerIdentity: (_host, cert) => {
           try {
-            identity.verifyInDomain(peerChainDer(cert));
+            identity.verifyServer(peerChainDer(cert), expectedId);
             return undefined;
           } catch (e) {
             return e as Error;
@@ -297,14 +323,30 @@ export class BundleRefresher {
     return Math.max(MIN_REFRESH_MS, seconds * 1000);
   }
 
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
+
   private arm(delayMs: number): void {
     if (this.timer) clearTimeout(this.timer);
-    this.dueAt = Date.now() + delayMs;
+    this.dueAt = this.now() + delayMs;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
-        if (this.dueAt !== undefined && Date.now() < this.dueAt) {
-          this.arm(this.dueAt - Date.now());
+        const now = this.now();
+        if (this.dueAt !== undefined && now < this.dueAt) {
+          this.arm(this.dueAt - now);
+          return;
+        }
+        // Downtime means no requests and no retries (item 87): the due refresh waits it out.
+        const allowedAt = nextAllowedAt(now, this.config);
+        if (allowedAt > now) {
+          this.log({
+            level: "debug",
+            msg: "trust bundle refresh deferred (downtime or outside polling hours)",
+            until: new Date(allowedAt).toISOString(),
+          });
+          this.arm(allowedAt - now);
           return;
         }
         void this.refreshNow();
