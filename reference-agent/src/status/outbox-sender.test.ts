@@ -54,6 +54,47 @@ const httpError =
         ...extra,
       }),
     );
+/** An error answer with a full problem (type, retryable, backoffStrategy, retryAfterSeconds). */
+const problemError =
+  (
+    status: number,
+    p: { type: string; retryable: boolean; strategy: 0 | 1 | 2 | 3; after?: bigint },
+    backoff: "exponential" | "fixed" | "none",
+  ) =>
+  () =>
+    Promise.reject(
+      new WfmRequestError("http", `HTTP ${status}`, {
+        status,
+        retryable: p.retryable,
+        backoff,
+        problem: {
+          type: p.type,
+          title: "t",
+          status,
+          detail: `detail ${status}`,
+          retryable: p.retryable,
+          backoffStrategy: p.strategy,
+          errors: [],
+          ...(p.after !== undefined ? { retryAfterSeconds: p.after } : {}),
+        } as never,
+      }),
+    );
+const NS = "https://docs.margo.org/specification/problem-types#";
+const protocolError = () => () =>
+  Promise.reject(
+    new WfmRequestError("protocol", "POST status: unexpected status 202", {
+      status: 202,
+      retryable: false,
+      backoff: "none",
+    }),
+  );
+const identityError = () => () =>
+  Promise.reject(
+    new WfmRequestError("identity", "spiffe id mismatch", { retryable: false, backoff: "none" }),
+  );
+const gaps = (calls: Array<{ at: number }>) =>
+  calls.slice(1).map((c, i) => c.at - (calls[i]?.at ?? 0));
+
 const networkError = () => () =>
   Promise.reject(
     new WfmRequestError("network", "ECONNREFUSED", { retryable: true, backoff: "exponential" }),
@@ -170,7 +211,7 @@ describe("OutboxSender", () => {
     expect(logs.some((l) => l.level === "error" && l.kind === "status-dead-lettered")).toBe(true);
   });
 
-  it("403 keeps the entry (attempts counted) and retries slowly, still in order", async () => {
+  it("a 403 keeps the entry (attempts counted) and retries slowly, still in order", async () => {
     const { store, api, sender, enqueue } = setup();
     enqueue("d1", "a");
     enqueue("d1", "b");
@@ -186,6 +227,130 @@ describe("OutboxSender", () => {
     expect(api.calls.map((c) => c.body)).toEqual(["a", "a", "b"]);
     expect((api.calls[1]?.at ?? 0) - (api.calls[0]?.at ?? 0)).toBeGreaterThanOrEqual(55);
     expect(store.outboxStats()).toEqual({ pending: 0, delivered: 2, deadLettered: 0 });
+  });
+
+  it("item 86: non-retryable 404/409/501 and a protocol answer are dead-lettered at once; later reports flow", async () => {
+    const { store, api, logs, sender, enqueue } = setup();
+    const s404 = enqueue("d1", "a");
+    const s409 = enqueue("d2", "b");
+    const s501 = enqueue("d3", "c");
+    const s202 = enqueue("d4", "d");
+    enqueue("d1", "e");
+    api.script = [
+      problemError(
+        404,
+        { type: `${NS}deployment-not-found`, retryable: false, strategy: 1 },
+        "none",
+      ),
+      problemError(409, { type: "about:blank", retryable: false, strategy: 1 }, "none"),
+      problemError(501, { type: "about:blank", retryable: false, strategy: 1 }, "none"),
+      protocolError(),
+    ];
+    sender.start();
+    await sender.drained();
+    // Each refused entry was tried exactly once: nothing is retried, nothing overtakes.
+    expect(api.calls.map((c) => c.body)).toEqual(["a", "b", "c", "d", "e"]);
+    expect(store.outboxStats()).toEqual({ pending: 0, delivered: 1, deadLettered: 4 });
+    const dead = new Map(store.outboxDeadLetters(10).map((e) => [e.seq, e.lastError ?? ""]));
+    expect(dead.get(s404)).toContain("#deployment-not-found");
+    expect(dead.get(s404)).toContain("detail 404");
+    expect(dead.get(s409)).toContain("409 about:blank");
+    expect(dead.get(s501)).toContain("501");
+    expect(dead.get(s202)).toMatch(/protocol 202/);
+    expect(logs.filter((l) => l.kind === "status-dead-lettered")).toHaveLength(4);
+  });
+
+  it("item 86: #not-authorized is retried slowly a bounded number of times, then dead-lettered", async () => {
+    const { store, api, logs, sender, enqueue } = setup({ policyRetries: 2 });
+    const head = enqueue("d1", "a");
+    enqueue("d2", "b");
+    const refuse = problemError(
+      403,
+      { type: `${NS}not-authorized`, retryable: false, strategy: 1 },
+      "none",
+    );
+    api.script = [refuse, refuse, refuse];
+    sender.start();
+    await sender.drained();
+    // 2 retries allowed: the third refusal gives up; the later report was never blocked for good.
+    expect(api.calls.map((c) => c.body)).toEqual(["a", "a", "a", "b"]);
+    for (const g of gaps(api.calls.slice(0, 3))) expect(g).toBeGreaterThanOrEqual(55);
+    expect(store.outboxDeadLetters(5)[0]).toMatchObject({ seq: head });
+    expect(store.outboxDeadLetters(5)[0]?.lastError).toContain("#not-authorized");
+    expect(store.outboxDeadLetters(5)[0]?.lastError).toContain("after 3 attempts");
+    expect(logs.filter((l) => l.kind === "status-delivery-failed")).toHaveLength(2);
+  });
+
+  it("item 86: an identity failure is never given up (no WFM we trust has read the report)", async () => {
+    const { store, api, sender, enqueue } = setup({
+      policyRetries: 1,
+      slowBackoff: { baseMs: 5, capMs: 5 },
+    });
+    enqueue("d1", "a");
+    api.script = [identityError(), identityError(), identityError(), identityError()];
+    sender.start();
+    await sender.drained();
+    expect(api.calls).toHaveLength(5);
+    expect(store.outboxStats()).toEqual({ pending: 0, delivered: 1, deadLettered: 0 });
+  });
+
+  it("item 86: backoffStrategy fixed keeps one constant spacing; exponential grows", async () => {
+    const fixed = setup({ slowBackoff: { baseMs: 60, capMs: 2_000 } });
+    fixed.enqueue("d1", "a");
+    const f = problemError(503, { type: "about:blank", retryable: true, strategy: 2 }, "fixed");
+    fixed.api.script = [f, f, f, f];
+    fixed.sender.start();
+    await fixed.sender.drained();
+    expect(fixed.api.calls).toHaveLength(5);
+    // Without retryAfterSeconds the constant is the slow base (60 ms); an exponential would
+    // have reached 480 ms by the fourth retry.
+    for (const g of gaps(fixed.api.calls)) {
+      expect(g).toBeGreaterThanOrEqual(55);
+      expect(g).toBeLessThan(240);
+    }
+
+    const exp = setup({ backoff: { baseMs: 20, capMs: 2_000 } });
+    exp.enqueue("d1", "a");
+    const e = problemError(
+      503,
+      { type: "about:blank", retryable: true, strategy: 3 },
+      "exponential",
+    );
+    exp.api.script = [e, e, e, e];
+    exp.sender.start();
+    await exp.sender.drained();
+    const g = gaps(exp.api.calls);
+    expect(g).toHaveLength(4);
+    // random() = 1: ceilings 20, 40, 80, 160 ms.
+    expect(g[3] ?? 0).toBeGreaterThanOrEqual(150);
+    expect((g[3] ?? 0) - (g[0] ?? 0)).toBeGreaterThanOrEqual(100);
+  });
+
+  it("item 86: retryAfterSeconds sets the fixed spacing and the floor of an exponential one", async () => {
+    const { api, sender, enqueue } = setup({ random: () => 0 });
+    enqueue("d1", "a");
+    api.script = [
+      problemError(
+        503,
+        { type: "about:blank", retryable: true, strategy: 3, after: 1n },
+        "exponential",
+      ),
+    ];
+    sender.start();
+    await sender.drained();
+    // random() = 0 would retry at once; the advisory second is the floor.
+    expect(gaps(api.calls)[0] ?? 0).toBeGreaterThanOrEqual(990);
+  });
+
+  it("item 86: retryable but backoffStrategy none is not retried (dead-lettered with the reason)", async () => {
+    const { store, api, sender, enqueue } = setup();
+    enqueue("d1", "a");
+    enqueue("d1", "b");
+    api.script = [problemError(503, { type: "about:blank", retryable: true, strategy: 1 }, "none")];
+    sender.start();
+    await sender.drained();
+    expect(api.calls.map((c) => c.body)).toEqual(["a", "b"]);
+    expect(store.outboxDeadLetters(5)[0]?.lastError).toContain("backoffStrategy none");
   });
 
   it("item 87: sends nothing during downtime and ignores errors that arrive in it", async () => {
