@@ -142,7 +142,10 @@ class Agent implements RunningAgent {
     }
     if (signal.aborted) return;
     this.sync.start();
-    this.watch?.start(() => this.sync.syncNow());
+    this.watch?.start((etag) => {
+      this.log({ level: "debug", msg: "watch: new manifest revision", etag });
+      this.sync.syncNow();
+    });
     while (!signal.aborted) {
       await sleep(this.config.capabilitiesCheckMs, signal);
       if (signal.aborted) return;

@@ -237,6 +237,7 @@ export class Reconciler {
     if (!rec) return;
     const abort = new AbortController();
     this.active.set(deploymentId, { digest: rec.digest, desired: rec.desired, abort });
+    this.deps.log({ level: "debug", msg: "reconcile deployment", deploymentId, state: rec.state });
     const run = async () => {
       try {
         await this.reconcile(rec, abort.signal);
@@ -361,6 +362,7 @@ export class Reconciler {
         reason: String(e),
       }));
       if (signal.aborted) return;
+      this.deps.log({ level: "debug", msg: "runtime probed", type, available: probe.available });
       this.deps.onProbe?.(type, probe.available);
       if (!probe.available) {
         this.deps.log({

@@ -160,6 +160,7 @@ export class ManifestSync {
     const floor = store.readSync();
     try {
       const res = await api.getManifest(floor.etag || undefined);
+      log({ level: "debug", msg: "manifest answered", status: res.status, ms: this.now() - now });
       if (res.status === 304) return { result: "unchanged" };
       // A WFM that ignores If-None-Match sends the accepted manifest again: not a regression.
       if (sameBytes(floor.manifestBody, res.body)) return { result: "unchanged" };
@@ -221,7 +222,9 @@ export class ManifestSync {
         `manifestVersion ${m.manifestVersion} is not above the accepted ${stored}`,
       );
     }
+    const t0 = this.now();
     const { deployments, fetched } = await this.collect(m);
+    log({ level: "debug", msg: "deployments collected", fetched, ms: this.now() - t0 });
     try {
       store.acceptManifest({ manifestVersion: m.manifestVersion, etag, body, deployments });
     } catch (e) {
@@ -304,14 +307,19 @@ export class ManifestSync {
     }
   }
 
+  /**
+   * All at once: the transport's connection pool bounds what is really in flight, and a
+   * manifest that changed several deployments should not pay one round trip after another.
+   */
   private async individually(needed: DeploymentManifestRef[]): Promise<Map<string, Uint8Array>> {
-    const out = new Map<string, Uint8Array>();
-    for (const d of needed) {
-      const bytes = await this.fetch(d.url, `deployment ${d.deploymentId}`);
-      this.verify(bytes, d.digest, `deployment ${d.deploymentId}`);
-      out.set(d.deploymentId, bytes);
-    }
-    return out;
+    const got = await Promise.all(
+      needed.map(async (d) => {
+        const bytes = await this.fetch(d.url, `deployment ${d.deploymentId}`);
+        this.verify(bytes, d.digest, `deployment ${d.deploymentId}`);
+        return [d.deploymentId, bytes] as const;
+      }),
+    );
+    return new Map(got);
   }
 
   /**
