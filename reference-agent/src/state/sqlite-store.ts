@@ -44,6 +44,11 @@ export type AgentStoreReader = Pick<
 > & {
   /** Entries the WFM refused for good, newest first, with the reason (not in AgentStore). */
   outboxDeadLetters(limit: number): OutboxEntry[];
+  /**
+   * The last `limit` delivered entries (at most DELIVERED_KEEP survive pruning), oldest first:
+   * what the WFM should hold, in the order it was sent, so a test can compare the two.
+   */
+  outboxDeliveredEntries(limit: number): OutboxEntry[];
 };
 
 /** The state directory cannot be opened read-only (no agent ever ran there, or an older schema). */
@@ -92,6 +97,10 @@ function prepare(db: Database.Database, writable: boolean) {
     getDeployment: db.prepare("SELECT * FROM deployments WHERE deployment_id = ?"),
     outboxPending: db.prepare("SELECT * FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?"),
     outboxDead: db.prepare("SELECT * FROM outbox WHERE state = 'dead' ORDER BY seq DESC LIMIT ?"),
+    outboxDone: db.prepare(
+      `SELECT * FROM (SELECT * FROM outbox WHERE state = 'delivered' ORDER BY seq DESC LIMIT ?)
+       ORDER BY seq`,
+    ),
     countPending: db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'"),
     counter: db.prepare("SELECT value FROM counters WHERE name = ?"),
     recentErrors: db.prepare("SELECT at, kind, message FROM errors ORDER BY id DESC LIMIT ?"),
@@ -311,6 +320,10 @@ export class SqliteAgentStore implements AgentStore, AgentStoreReader {
 
   outboxDeadLetters(limit: number): OutboxEntry[] {
     return (this.read.outboxDead.all(limit) as OutboxRow[]).map(toOutbox);
+  }
+
+  outboxDeliveredEntries(limit: number): OutboxEntry[] {
+    return (this.read.outboxDone.all(limit) as OutboxRow[]).map(toOutbox);
   }
 
   outboxDelivered(seq: number): void {

@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { encodeDeploymentStatus } from "@margo/proto/wire";
+import { openReadOnly } from "../../src/state/sqlite-store.js";
 import { type AgentProcess, type AgentProcessOptions, startAgent } from "./agent-process.js";
 import { cleanupDevices, waitUntil } from "./docker.js";
 import { type SeenStatus, startWfm, type WfmDriver, type WfmProcess } from "./wfm-process.js";
@@ -22,6 +24,13 @@ export interface Pair {
   startAgent(extra?: Partial<AgentProcessOptions>): Promise<AgentProcess>;
   /** Every report the WFM accepted for one deployment, in receipt order. */
   history(deploymentId: string): Promise<SeenStatus[]>;
+  /**
+   * The reports the agent marked delivered for one deployment, in seq (send) order, exactly as
+   * POSTed: read from its state DB read-only (WAL lets this run beside a live agent).
+   */
+  deliveredReports(deploymentId: string): Array<{ seq: number; body: string }>;
+  /** Outbox counts straight from the state DB: cheap enough to poll every few ms. */
+  outboxStats(): { pending: number; delivered: number; deadLettered: number };
   /** Wait until the WFM's latest report for the deployment has `state`. */
   waitReported(deploymentId: string, state: string, timeoutMs?: number): Promise<SeenStatus>;
   dispose(): Promise<void>;
@@ -65,6 +74,25 @@ export async function startPair(opts: {
       return agent;
     },
     history: (deploymentId) => driver.listStatuses({ deploymentId, includeHistory: true }),
+    deliveredReports(deploymentId) {
+      const store = openReadOnly(pair.agent().config.stateDir);
+      try {
+        return store
+          .outboxDeliveredEntries(1_000)
+          .filter((e) => e.deploymentId === deploymentId)
+          .map((e) => ({ seq: e.seq, body: Buffer.from(e.body).toString("utf8") }));
+      } finally {
+        store.close();
+      }
+    },
+    outboxStats() {
+      const store = openReadOnly(pair.agent().config.stateDir);
+      try {
+        return store.outboxStats();
+      } finally {
+        store.close();
+      }
+    },
     waitReported: (deploymentId, state, timeoutMs = 30_000) =>
       waitUntil(
         `WFM to hold '${state}' for ${deploymentId}`,
@@ -100,6 +128,15 @@ export function summarise(history: SeenStatus[]): { states: string[]; repeats: S
     prev = h;
   }
   return { states, repeats };
+}
+
+/**
+ * The WFM's history as the bytes the agent would have sent: the canonical encoding of each stored
+ * report, in receipt order. Equal to `deliveredReports` exactly when the WFM holds every delivered
+ * report once, unchanged, in the order the agent sent them.
+ */
+export function historyBodies(history: SeenStatus[]): string[] {
+  return history.map((h) => Buffer.from(encodeDeploymentStatus(h.raw)).toString("utf8"));
 }
 
 function sameReport(a: SeenStatus, b: SeenStatus): boolean {
