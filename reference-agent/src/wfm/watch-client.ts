@@ -1,8 +1,10 @@
 import { isIP } from "node:net";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { api } from "@margo/proto";
+import type { AgentConfig } from "../config.js";
 import { type AgentIdentity, IdentityCheckError } from "../identity/types.js";
 import type { AgentLog } from "../log.js";
+import { nextAllowedAt, pollingAllowed } from "../sync/schedule.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { peerChainDer } from "./rest-client.js";
 
@@ -10,6 +12,34 @@ export interface ManifestWatchOptions {
   log?: AgentLog;
   /** Reconnect spacing; default base 500 ms, cap 30 s. */
   backoff?: BackoffOptions;
+  /**
+   * Downtime windows and polling hours (item 87), normally the AgentConfig itself: outside them
+   * the stream is closed and nothing is attempted, not even a reconnect. Unset: always open.
+   */
+  schedule?: Pick<AgentConfig, "downtime" | "polling">;
+  /** Clock (epoch ms) for the schedule; tests shift it. Default Date.now. */
+  now?: () => number;
+}
+
+const MINUTE_MS = 60_000;
+/** Two days of minutes: every combination of daily windows repeats within that. */
+const MINUTES_SCANNED = 2 * 24 * 60;
+
+/**
+ * Epoch ms of the next moment after `now` at which requests are no longer allowed, or undefined
+ * if that never happens. Windows are given to the minute ("HH:MM"), so every boundary is a whole
+ * UTC minute and scanning minute starts finds the first one exactly.
+ */
+function nextForbiddenAt(
+  now: number,
+  schedule: Pick<AgentConfig, "downtime" | "polling">,
+): number | undefined {
+  if (schedule.downtime.length === 0 && schedule.polling.hours === undefined) return undefined;
+  let t = Math.floor(now / MINUTE_MS) * MINUTE_MS + MINUTE_MS;
+  for (let i = 0; i <= MINUTES_SCANNED; i++, t += MINUTE_MS) {
+    if (!pollingAllowed(t, schedule)) return t;
+  }
+  return undefined;
 }
 
 type WatchClient = api.WorkloadManagementServiceClient;
@@ -31,12 +61,18 @@ const SNI_FOR_IP = "margo-wfm";
  * `onChange` fires only when that revision differs from the last one seen. Ends and failures
  * reconnect with full-jitter backoff; a changed identity (new anchors, renewed SVID) rebuilds
  * the channel. grpc-js is loaded on the first start, so an agent without watch never loads it.
+ *
+ * Downtime means no requests and no retries (item 87): at a window's start the stream and channel
+ * are closed, and nothing is opened or retried before `nextAllowedAt`; the same holds outside the
+ * polling hours, which polling also respects, so the watch never talks while polling may not.
  */
 export class ManifestWatch {
   private running = false;
   private client: WatchClient | undefined;
   private call: WatchStream | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when the allowed period ends, to close the stream for the downtime. */
+  private windowTimer: NodeJS.Timeout | undefined;
   private isUp = false;
   private lastEtag: string | undefined;
   private onChangeCb: ((etag: string) => void) | undefined;
@@ -77,6 +113,8 @@ export class ManifestWatch {
     this.unsubscribe = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
     this.closeClient();
   }
 
@@ -90,11 +128,50 @@ export class ManifestWatch {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      // Every open and every retry passes here, so none of them happens in downtime.
+      const now = this.now();
+      const allowedAt = this.opts.schedule ? nextAllowedAt(now, this.opts.schedule) : now;
+      if (allowedAt > now) {
+        this.log("info", "watch paused (downtime or outside polling hours)", {
+          until: new Date(allowedAt).toISOString(),
+        });
+        this.schedule(allowedAt - now);
+        return;
+      }
+      this.armWindowEnd(now);
       this.open().catch((e) => {
         this.log("warn", "watch could not be opened", { error: (e as Error).message });
         this.retry();
       });
     }, delayMs);
+  }
+
+  /** Close the stream when the allowed period that holds `now` ends; the gate then defers. */
+  private armWindowEnd(now: number): void {
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
+    const schedule = this.opts.schedule;
+    if (!schedule) return;
+    const endsAt = nextForbiddenAt(now, schedule);
+    if (endsAt === undefined) return;
+    this.windowTimer = setTimeout(() => {
+      this.windowTimer = undefined;
+      if (!this.running) return;
+      const t = this.now();
+      // A timer may fire a little early; only a real boundary closes the stream.
+      if (t < endsAt) {
+        this.armWindowEnd(t);
+        return;
+      }
+      this.log("info", "watch closed for downtime or the end of the polling hours");
+      this.closeClient();
+      this.backoff.reset();
+      this.schedule(0);
+    }, endsAt - now);
+  }
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
   }
 
   private retry(): void {
@@ -170,7 +247,12 @@ export class ManifestWatch {
       },
     );
     const host = hostOf(this.address);
-    const options = isIP(host) ? { "grpc.ssl_target_name_override": SNI_FOR_IP } : {};
+    const options = {
+      // A channel of its own: with grpc-js's shared pool the TCP connection outlives close() by
+      // seconds, and downtime means no connection at all, not just no calls.
+      "grpc.use_local_subchannel_pool": 1,
+      ...(isIP(host) ? { "grpc.ssl_target_name_override": SNI_FOR_IP } : {}),
+    };
     return new proto.api.WorkloadManagementServiceClient(this.address, creds, options);
   }
 
