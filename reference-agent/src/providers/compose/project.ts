@@ -31,14 +31,25 @@ function slug(s: string): string {
 /**
  * composeProjectName is a pure function of deploymentId and component name, so a re-apply after a
  * crash finds the same project (compose then updates, never duplicates). The full deploymentId is
- * used, not a prefix as in the sandbox agent, so two deployments can never share a project; an
- * over-long name is cut and suffixed with a hash of the full one to stay unique and readable.
+ * used, not a prefix as in the sandbox agent, so two deployments can never share a project.
+ * Slugging is lossy (`api.v1` and `api-v1`, `Web` and `web` give the same slug), and cutting an
+ * over-long name is too; whenever the name is not the raw names verbatim, a hash of the raw pair is
+ * appended, so two components that differ only in what the slug dropped never share a project
+ * (compose would treat the second `up` as an update of the first and remove its containers).
  */
 export function composeProjectName(ref: Pick<ComponentRef, "deploymentId" | "componentName">) {
-  const full = `${slug(ref.componentName)}-${slug(ref.deploymentId)}`.replace(/^[-_]+/, "");
+  const component = slug(ref.componentName);
+  const deployment = slug(ref.deploymentId);
+  const full = `${component}-${deployment}`.replace(/^[-_]+/, "");
   const name = /^[a-z0-9]/.test(full) ? full : `m${full}`;
-  if (name.length <= MAX_PROJECT) return name;
-  const hash = createHash("sha256").update(name).digest("hex").slice(0, 10);
+  const verbatim =
+    component === ref.componentName && deployment === ref.deploymentId && name === full;
+  if (verbatim && name.length <= MAX_PROJECT) return name;
+  // NUL cannot occur in either name, so the pair is encoded unambiguously.
+  const hash = createHash("sha256")
+    .update(`${ref.componentName}\u0000${ref.deploymentId}`)
+    .digest("hex")
+    .slice(0, 10);
   return `${name.slice(0, MAX_PROJECT - 11).replace(/[-_]+$/, "")}-${hash}`;
 }
 
