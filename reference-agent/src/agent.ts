@@ -1,6 +1,13 @@
 import { decodeApplicationDeployment } from "@margo/proto/wire";
-import type { AgentView, DeploymentView, RunningAgent, StartAgent } from "./agent-api.js";
-import { CapabilitiesReporter } from "./capabilities/reporter.js";
+import type {
+  AgentView,
+  DeploymentView,
+  RunningAgent,
+  StartAgent,
+  StartAgentOptions,
+} from "./agent-api.js";
+import { CapabilitiesReporter, CapabilitiesRetry } from "./capabilities/reporter.js";
+import { type ResendReason, watchForResend } from "./capabilities/resend-triggers.js";
 import type { AgentConfig } from "./config.js";
 import { FileAgentIdentity } from "./identity/agent-identity.js";
 import { BundleRefresher } from "./identity/bundle-refresher.js";
@@ -12,9 +19,9 @@ import { SqliteAgentStore } from "./state/sqlite-store.js";
 import { OutboxSender } from "./status/outbox-sender.js";
 import { statusBody } from "./status/status-document.js";
 import { ManifestSync } from "./sync/manifest-sync.js";
+import { errorKey } from "./sync/retry-policy.js";
 import { isDowntime, nextAllowedAt } from "./sync/schedule.js";
-import { WfmRequestError } from "./wfm/api.js";
-import { Backoff } from "./wfm/backoff.js";
+import type { WfmApi } from "./wfm/api.js";
 import { RestWfmClient } from "./wfm/rest-client.js";
 import type { ManifestWatch } from "./wfm/watch-client.js";
 
@@ -43,13 +50,17 @@ class Agent implements RunningAgent {
   private readonly outbox: OutboxSender;
   private readonly unsubscribe: () => void;
   private closed = false;
+  /** A forced capabilities PUT is owed (the WFM may have lost them); see watchForResend. */
+  private resendOwed = false;
+  /** Ends the capabilities loop's wait between checks early (a re-send became owed). */
+  private wakeCapabilities: (() => void) | undefined;
 
   constructor(
     readonly config: AgentConfig,
     private readonly log: AgentLog,
     private readonly store: SqliteAgentStore,
     private readonly identity: FileAgentIdentity,
-    private readonly api: RestWfmClient,
+    private readonly api: WfmApi,
     private readonly refresher: BundleRefresher,
     private readonly providers: Provider[],
     private readonly capabilities: CapabilitiesReporter,
@@ -79,15 +90,16 @@ class Agent implements RunningAgent {
   }
 
   /**
-   * Start every loop. The reconciler and the outbox start at once from the stored state (a
-   * restart resumes installs and delivers owed reports while the WFM is down); the manifest is
-   * polled only after the WFM accepted this run's capabilities (item 25).
+   * Start every loop. The reconciler starts at once from the stored state (a restart resumes
+   * installs; it only enqueues reports). The outbox, the manifest sync and the watch start only
+   * once the WFM accepted this run's capabilities or refused them for good (item 25, digest 5.7):
+   * a status report must never reach the WFM before the capabilities of its device.
    */
   start(): void {
     const loops = new AbortController();
     this.loops = loops;
+    this.resendOwed = false;
     this.refresher.start();
-    this.outbox.start();
     this.reconciler.start();
     void this.runCapabilities(loops.signal).catch((e: unknown) => {
       this.log({ level: "error", msg: "capabilities loop failed", error: String(e) });
@@ -106,12 +118,42 @@ class Agent implements RunningAgent {
   }
 
   /**
-   * Capabilities first (item 25), retried with backoff until the WFM accepts them; then the
-   * manifest sync and the watch; then a re-check every `capabilitiesCheckMs` that PUTs only when
-   * the document changed.
+   * Capabilities first (item 25), retried as `CapabilitiesRetry` decides until the WFM accepts
+   * them or refuses them for good; then the outbox, the manifest sync and the watch; then a
+   * re-check every `capabilitiesCheckMs` that PUTs only when the document changed, and a forced
+   * PUT whenever the WFM may have lost them (after an outage, on `#device-not-found`).
    */
   private async runCapabilities(signal: AbortSignal): Promise<void> {
-    const backoff = new Backoff({ baseMs: 1_000, capMs: 60_000 });
+    await this.reportUntilSettled(signal);
+    if (signal.aborted) return;
+    // Whatever was owed is covered by the PUT that just settled.
+    this.resendOwed = false;
+    this.outbox.start();
+    this.sync.start();
+    this.watch?.start((etag) => {
+      this.log({ level: "debug", msg: "watch: new manifest revision", etag });
+      this.sync.syncNow();
+    });
+    while (!signal.aborted) {
+      await this.waitForCheck(signal);
+      if (signal.aborted) return;
+      if (this.resendOwed) {
+        this.resendOwed = false;
+        await this.reportUntilSettled(signal);
+      } else {
+        await this.recheckCapabilities();
+      }
+    }
+  }
+
+  /**
+   * A forced PUT, tried again until accepted or given up; never before Retry-After, never in
+   * downtime or outside polling hours (errors there are ignored, item 87). A failure that repeats
+   * is logged once.
+   */
+  private async reportUntilSettled(signal: AbortSignal): Promise<"accepted" | "gave-up"> {
+    const retry = new CapabilitiesRetry();
+    let lastKey: string | undefined;
     while (!signal.aborted) {
       const now = Date.now();
       const allowed = Math.max(nextAllowedAt(now, this.config), this.api.notBefore());
@@ -121,36 +163,53 @@ class Agent implements RunningAgent {
       }
       try {
         await this.capabilities.report(true);
-        break;
+        return "accepted";
       } catch (e) {
-        if (signal.aborted) return;
-        const rejectedBody =
-          e instanceof WfmRequestError &&
-          e.kind === "http" &&
-          (e.details.status === 400 || e.details.status === 422);
+        if (signal.aborted) break;
+        if (isDowntime(Date.now(), this.config.downtime)) continue;
+        const decision = retry.decide(e);
+        const key = errorKey(e);
+        const giveUp = decision.action === "give-up";
         this.log({
-          level: rejectedBody ? "error" : "warn",
-          msg: "capabilities not accepted",
+          level: giveUp ? "error" : key === lastKey ? "debug" : "warn",
+          msg: giveUp
+            ? "capabilities refused; syncing without them until the document changes"
+            : "capabilities not accepted",
           kind: "capabilities-failed",
           error: e instanceof Error ? e.message : String(e),
+          why: decision.why,
         });
-        // The WFM can never accept this body: syncing anyway keeps the device useful, and the
-        // periodic re-check below retries the capabilities.
-        if (rejectedBody) break;
-        await sleep(backoff.next(), signal);
+        lastKey = key;
+        if (decision.action === "give-up") return "gave-up";
+        await sleep(decision.delayMs, signal);
       }
     }
-    if (signal.aborted) return;
-    this.sync.start();
-    this.watch?.start((etag) => {
-      this.log({ level: "debug", msg: "watch: new manifest revision", etag });
-      this.sync.syncNow();
-    });
-    while (!signal.aborted) {
-      await sleep(this.config.capabilitiesCheckMs, signal);
-      if (signal.aborted) return;
-      await this.recheckCapabilities();
+    return "gave-up";
+  }
+
+  /** Sleep until the next periodic check, or less when a forced re-send became owed. */
+  private async waitForCheck(signal: AbortSignal): Promise<void> {
+    if (this.resendOwed) return;
+    const wake = new AbortController();
+    const onAbort = () => wake.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.wakeCapabilities = () => wake.abort();
+    try {
+      await sleep(this.config.capabilitiesCheckMs, wake.signal);
+    } finally {
+      this.wakeCapabilities = undefined;
+      signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** The WFM may have lost this device's capabilities: owe a forced PUT (item 25). */
+  requestCapabilitiesResend(why: ResendReason): void {
+    if (!this.loops || this.loops.signal.aborted) return;
+    if (!this.resendOwed) {
+      this.log({ level: "info", msg: "capabilities will be sent again", why });
+    }
+    this.resendOwed = true;
+    this.wakeCapabilities?.();
   }
 
   private async recheckCapabilities(): Promise<void> {
@@ -284,19 +343,37 @@ class Agent implements RunningAgent {
  * outbox, reconciler, manifest sync and (only when configured) the watch stream, whose gRPC
  * module is loaded only then so an agent that polls does not pay for it.
  */
-export const startAgent: StartAgent = async (config, opts = {}): Promise<RunningAgent> => {
+export const startAgent: StartAgent = (config, opts = {}) => startAgentWith(config, opts, {});
+
+/** Test seams of `startAgentWith`; not part of the StartAgent contract. */
+export interface AgentTestHooks {
+  /** Wrap the REST transport every loop uses (tests record the order of requests). */
+  wrapApi?: (api: WfmApi) => WfmApi;
+}
+
+/** `startAgent` with test seams (the in-process smoke test observes the request order). */
+export async function startAgentWith(
+  config: AgentConfig,
+  opts: StartAgentOptions,
+  hooks: AgentTestHooks,
+): Promise<RunningAgent> {
   const log = opts.log ?? stderrLog;
   const store = SqliteAgentStore.open(config.stateDir);
   try {
     const identity = await FileAgentIdentity.open(config, store, log);
-    const api = new RestWfmClient(config.wfm.url, identity, { log });
+    const rest = new RestWfmClient(config.wfm.url, identity, { log });
+    const transport = hooks.wrapApi ? hooks.wrapApi(rest) : rest;
+    // The agent is built after the transport, so the trigger reaches it through this slot.
+    let agentRef: Agent | undefined;
+    const api = watchForResend(transport, (why) => agentRef?.requestCapabilitiesResend(why));
     const refresher = new BundleRefresher(config, identity, store, log);
     const providers = createProviders(config, log);
     const capabilities = new CapabilitiesReporter(api, store, config, providers, log);
     let watch: ManifestWatch | undefined;
     if (config.wfm.watch && config.wfm.grpcAddress) {
       const { ManifestWatch } = await import("./wfm/watch-client.js");
-      watch = new ManifestWatch(config.wfm.grpcAddress, identity, { log });
+      // The schedule: the stream closes for downtime and outside polling hours (item 87).
+      watch = new ManifestWatch(config.wfm.grpcAddress, identity, { log, schedule: config });
     }
     const agent = new Agent(
       config,
@@ -309,6 +386,7 @@ export const startAgent: StartAgent = async (config, opts = {}): Promise<Running
       capabilities,
       watch,
     );
+    agentRef = agent;
     agent.start();
     log({
       level: "info",
@@ -323,4 +401,4 @@ export const startAgent: StartAgent = async (config, opts = {}): Promise<Running
     store.close();
     throw e;
   }
-};
+}

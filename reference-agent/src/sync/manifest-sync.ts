@@ -5,16 +5,29 @@ import type { AgentConfig } from "../config.js";
 import type { AgentLog } from "../log.js";
 import { type AcceptedDeployment, type AgentStore, StoreConflictError } from "../state/store.js";
 import { type WfmApi, WfmRequestError } from "../wfm/api.js";
-import { Backoff, jittered } from "../wfm/backoff.js";
+import { jittered } from "../wfm/backoff.js";
+import { errorKey, RetryPolicy } from "./retry-policy.js";
 import { isDowntime, nextAllowedAt, pollingAllowed } from "./schedule.js";
 
 /** What one sync ended in (tests and logs; rejections are also recorded in the store). */
 export type SyncOutcome =
   | { result: "unchanged" }
   | { result: "accepted"; manifestVersion: bigint; fetched: "bundle" | "deployments" | "none" }
-  | { result: "rejected"; kind: SyncRejection; message: string }
+  | {
+      result: "rejected";
+      kind: SyncRejection;
+      message: string;
+      /** The WFM answered 304 to the ETag of a manifest refused before: the verdict stands. */
+      repeated?: true;
+    }
   | { result: "skipped"; reason: "downtime" | "polling-hours" | "retry-after" }
-  | { result: "error"; message: string; retryAt?: number };
+  | {
+      result: "error";
+      message: string;
+      retryAt?: number;
+      /** Error spacing before the next try; absent: not retried early, the next regular poll. */
+      retryInMs?: number;
+    };
 
 /** Why a manifest was refused; the same string is recorded in the store and logged as `kind`. */
 export type SyncRejection =
@@ -34,8 +47,11 @@ export interface ManifestSyncDeps {
   onAccepted: () => void;
   now?: () => number;
   random?: () => number;
-  /** Retry spacing after failed syncs (default 1 s doubling to the poll period, at least 60 s). */
-  backoff?: { baseMs: number; capMs: number };
+  /**
+   * Exponential spacing after retryable failures (default 1 s doubling to the poll period, at
+   * least 60 s); `fixedMs` is the constant of a `fixed` strategy that names no delay.
+   */
+  backoff?: { baseMs: number; capMs: number; fixedMs?: number };
 }
 
 /** A sync step refused the manifest: abort the whole update, record `kind`. */
@@ -64,7 +80,16 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
 export class ManifestSync {
   private readonly now: () => number;
   private readonly random: () => number;
-  private readonly backoff: Backoff;
+  private readonly retry: RetryPolicy;
+  /** The last error logged, so a failure that persists poll after poll is logged once. */
+  private lastErrorKey: string | undefined;
+  /**
+   * The last refused manifest's ETag and verdict (memory only): sent as If-None-Match so an
+   * unchanged bad manifest costs a 304 and records nothing new; a new ETag is judged afresh.
+   */
+  private refused:
+    | { etag: string; outcome: Extract<SyncOutcome, { result: "rejected" }> }
+    | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -75,10 +100,12 @@ export class ManifestSync {
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
     const period = deps.config.polling.periodMs;
-    this.backoff = new Backoff({
+    this.retry = new RetryPolicy({
       baseMs: deps.backoff?.baseMs ?? 1_000,
       capMs: deps.backoff?.capMs ?? Math.max(period, 60_000),
+      fixedMs: deps.backoff?.fixedMs ?? 5_000,
       random: this.random,
+      now: this.now,
     });
   }
 
@@ -91,6 +118,9 @@ export class ManifestSync {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    // A start after reset() syncs against a wiped floor: an old verdict may no longer hold.
+    this.refused = undefined;
+    this.lastErrorKey = undefined;
     this.syncNow();
   }
 
@@ -124,14 +154,16 @@ export class ManifestSync {
     if (!this.stopped) this.schedule(outcome);
   }
 
-  /** Next poll: the period with jitter, a backoff after errors, never before Retry-After or downtime's end. */
+  /**
+   * Next poll: the period with jitter, the error spacing after a retryable failure, never before
+   * Retry-After or the end of downtime / outside polling hours.
+   */
   private schedule(outcome: SyncOutcome): void {
     const now = this.now();
     let at: number;
-    if (outcome.result === "error") {
-      at = now + this.backoff.next();
+    if (outcome.result === "error" && outcome.retryInMs !== undefined) {
+      at = now + outcome.retryInMs;
     } else {
-      this.backoff.reset();
       at =
         now +
         jittered(
@@ -148,6 +180,7 @@ export class ManifestSync {
   /** One sync, awaited (tests and the loop). Never throws. */
   async syncOnce(): Promise<SyncOutcome> {
     this.last = await this.attempt();
+    if (this.last.result !== "error" && this.last.result !== "skipped") this.answered();
     return this.last;
   }
 
@@ -158,13 +191,21 @@ export class ManifestSync {
     if (!pollingAllowed(now, config)) return { result: "skipped", reason: "polling-hours" };
     if (api.notBefore() > now) return { result: "skipped", reason: "retry-after" };
     const floor = store.readSync();
+    const refused = this.refused;
+    let etag = "";
     try {
-      const res = await api.getManifest(floor.etag || undefined);
+      const res = await api.getManifest(refused?.etag ?? (floor.etag || undefined));
       log({ level: "debug", msg: "manifest answered", status: res.status, ms: this.now() - now });
-      if (res.status === 304) return { result: "unchanged" };
+      if (res.status === 304) {
+        if (!refused) return { result: "unchanged" };
+        log({ level: "debug", msg: "refused manifest unchanged", kind: refused.outcome.kind });
+        return { ...refused.outcome, repeated: true };
+      }
+      this.refused = undefined;
       // A WFM that ignores If-None-Match sends the accepted manifest again: not a regression.
       if (sameBytes(floor.manifestBody, res.body)) return { result: "unchanged" };
-      return await this.adopt(res.body, res.etag ?? "", floor.manifestVersion);
+      etag = res.etag ?? "";
+      return await this.adopt(res.body, etag, floor.manifestVersion);
     } catch (e) {
       if (e instanceof Rejected) {
         // Item 51: a rollback attempt is a security event, the rest are faults of the WFM.
@@ -177,26 +218,58 @@ export class ManifestSync {
           detail: e.message,
           ...(e.kind === "manifest-version-regressed" ? { security: true } : {}),
         });
-        return { result: "rejected", kind: e.kind, message: e.message };
+        const outcome = { result: "rejected" as const, kind: e.kind, message: e.message };
+        // A missing artifact is about the WFM's blob store, not these bytes: judged again.
+        if (etag && e.kind !== "artifact-not-found") this.refused = { etag, outcome };
+        return outcome;
       }
       const message = e instanceof Error ? e.message : String(e);
       // Item 87: during downtime errors are ignored (a sync that straddled its start).
       if (isDowntime(this.now(), config.downtime)) return { result: "skipped", reason: "downtime" };
-      if (e instanceof WfmRequestError && e.kind === "identity") {
-        store.recordError("wfm-identity-mismatch", message);
-        log({
-          level: "error",
-          msg: "WFM identity refused",
-          kind: "wfm-identity-mismatch",
-          detail: message,
-          rule: e.details.rule,
-        });
-      } else if (!(e instanceof WfmRequestError && e.kind === "deferred")) {
-        log({ level: "warn", msg: "manifest sync failed", kind: "sync-failed", detail: message });
-      }
+      const decision = this.retry.decide(e);
       const retryAt = e instanceof WfmRequestError ? e.details.retryAt : undefined;
-      return { result: "error", message, ...(retryAt !== undefined ? { retryAt } : {}) };
+      const deferred = e instanceof WfmRequestError && e.kind === "deferred";
+      if (!deferred) this.logFailure(e, message, decision.action === "retry");
+      return {
+        result: "error",
+        message,
+        ...(retryAt !== undefined ? { retryAt } : {}),
+        ...(decision.action === "retry" ? { retryInMs: decision.delayMs } : {}),
+      };
     }
+  }
+
+  /** A sync went through (whatever its verdict): error spacing and log-once memory start over. */
+  private answered(): void {
+    this.retry.reset();
+    this.lastErrorKey = undefined;
+  }
+
+  /**
+   * A failure is logged (and an identity failure recorded) when it differs from the previous one;
+   * the same failure poll after poll goes to debug, so a refusing WFM does not flood the log.
+   */
+  private logFailure(e: unknown, message: string, retrying: boolean): void {
+    const { store, log } = this.deps;
+    const key = errorKey(e);
+    const repeated = key === this.lastErrorKey;
+    this.lastErrorKey = key;
+    const identity = e instanceof WfmRequestError && e.kind === "identity";
+    if (identity && !repeated) store.recordError("wfm-identity-mismatch", message);
+    log({
+      level: repeated ? "debug" : identity ? "error" : "warn",
+      msg: identity ? "WFM identity refused" : "manifest sync failed",
+      kind: identity ? "wfm-identity-mismatch" : "sync-failed",
+      detail: message,
+      ...(e instanceof WfmRequestError
+        ? {
+            status: e.details.status,
+            type: e.details.problem?.type,
+            rule: e.details.rule,
+            retry: retrying ? "backoff" : "next-poll",
+          }
+        : {}),
+    });
   }
 
   private async adopt(
