@@ -130,6 +130,30 @@ beforeAll(async () => {
     "margo-t-port",
     `services:\n  web:\n    image: ${FIXTURE_IMAGE}\n    init: true\n    command: ["httpd", "-f", "-p", "8080", "-h", "/"]\n    ports:\n      - "127.0.0.1:\${HOLD_PORT}:8080"\n`,
   );
+  // An init job (restart default "no") and a job under on-failure, both exiting 0, beside a
+  // server and a service the engine must keep up (unless-stopped) that exits 0 when stopped.
+  own.oneShot = await publishComposeText(
+    "margo-t-one-shot",
+    [
+      "services:",
+      "  job:",
+      `    image: ${FIXTURE_IMAGE}`,
+      '    command: ["sh", "-c", "sleep 0.1; echo migrated"]',
+      "  job2:",
+      `    image: ${FIXTURE_IMAGE}`,
+      "    restart: on-failure",
+      '    command: ["true"]',
+      "  server:",
+      `    image: ${FIXTURE_IMAGE}`,
+      "    init: true",
+      '    command: ["sleep", "3600"]',
+      "  keeper:",
+      `    image: ${FIXTURE_IMAGE}`,
+      "    restart: unless-stopped",
+      `    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]`,
+      "",
+    ].join("\n"),
+  );
   own.pair = await publishComposeText(
     "margo-t-pair",
     `services:\n  one:\n    image: ${FIXTURE_IMAGE}\n    init: true\n    command: ["sleep", "3600"]\n  two:\n    image: ${FIXTURE_IMAGE}\n    init: true\n    command: ["sh", "-c", "echo $$FROM_FILE; exec sleep 3600"]\n    environment:\n      FROM_FILE: \${GREETING:-unset}\n`,
@@ -267,6 +291,40 @@ describe("ComposeProvider on the real engine", () => {
       expect(await provider.apply(s, never)).toEqual({ state: "installed" });
       expect((await provider.observe(s)).health).toBe("running");
       expect(await containersOf(s)).toHaveLength(2);
+    });
+
+    it("item 73, drift: one-shot jobs that exit 0 complete; wait installs, observe is running, nothing is re-created", async () => {
+      const s = spec("margo-t-one-shot", own.oneShot as PublishedRef, { timeoutMs: 30_000 });
+      const t0 = Date.now();
+      expect(await provider.apply(s, never)).toEqual({ state: "installed" });
+      // Well before the timeout: the exited jobs are done, not "still waiting".
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const list = await containersOf(s);
+      expect(list).toHaveLength(4);
+      const byService = (svc: string) =>
+        list.find((c) => c.Labels["com.docker.compose.service"] === svc);
+      const job = await docker.getContainer(byService("job")?.Id ?? "").inspect();
+      expect(job.State.Status).toBe("exited");
+      expect(job.State.ExitCode).toBe(0);
+      const first = await provider.observe(s);
+      expect(first.health).toBe("running");
+      expect(first.detail).toMatch(/job-1=completed/);
+      expect(first.detail).toMatch(/job2-1=completed/);
+      // Later rounds of the drift check still see nothing to repair, and nothing was re-created.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await provider.observe(s)).health).toBe("running");
+      expect((await containersOf(s)).map((c) => c.Id).sort()).toEqual(list.map((c) => c.Id).sort());
+      // A service with restart unless-stopped that is down (even with exit 0) is drift.
+      const keeper = docker.getContainer(byService("keeper")?.Id ?? "");
+      await keeper.stop({ t: 5 });
+      const stopped = await keeper.inspect();
+      expect(stopped.State.ExitCode).toBe(0);
+      const seen = await provider.observe(s);
+      expect(seen.health).toBe("degraded");
+      expect(seen.detail).toMatch(/keeper-1: exited/);
+      expect(await provider.apply(s, never)).toEqual({ state: "installed" });
+      expect((await provider.observe(s)).health).toBe("running");
+      expect(await provider.remove(s, never)).toEqual({ state: "removed" });
     });
 
     it("services come from compose.yaml as compose itself lists them (profiles, anchors, odd names)", async () => {

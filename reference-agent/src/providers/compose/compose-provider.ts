@@ -16,6 +16,7 @@ import type {
 import { type ComposeCommand, detectCompose, runCli } from "./compose-cli.js";
 import { composeServices } from "./compose-file.js";
 import { type ContainerInspect, DockerApi } from "./docker-api.js";
+import { exitCodeFromStatus, isCompleted } from "./one-shot.js";
 import { composeEnv, composeOverride } from "./override.js";
 import {
   COMPOSE_PROJECT_LABEL,
@@ -372,7 +373,8 @@ export class ComposeProvider implements Provider {
 
   /**
    * Items 72-73: poll the engine until every service runs (and is healthy where it has a
-   * healthcheck). A container that exited non-zero or keeps restarting fails at once; past the
+   * healthcheck) or has completed (a one-shot job that exited 0 and is not restarted, see
+   * one-shot.ts). A container that exited non-zero or keeps restarting fails at once; past the
    * deadline the component fails with TIMEOUT.
    */
   private async waitRunning(
@@ -418,6 +420,7 @@ export class ComposeProvider implements Provider {
               },
             };
           }
+          if (isCompleted(st, c.HostConfig?.RestartPolicy?.Name)) continue;
           const settled = Date.parse(st.StartedAt) + this.settleMs;
           if (!st.Running) {
             waiting.push(`${name}: ${st.Status}`);
@@ -466,7 +469,9 @@ export class ComposeProvider implements Provider {
 
   /**
    * One Engine API call per component (the drift check runs every few seconds for every
-   * deployment): the container list already carries labels, state and the health summary.
+   * deployment): the container list already carries labels, state and the health summary. Only a
+   * container that exited 0 is inspected too, for its restart policy: a completed one-shot service
+   * is healthy, not drift to repair.
    */
   async observe(ref: ComponentRef): Promise<ObservedComponent> {
     const project = composeProjectName(ref);
@@ -488,6 +493,18 @@ export class ComposeProvider implements Provider {
           }
         : { health: "absent", detail: `${project}: no containers` };
     }
+    const completed = new Set<string>();
+    await Promise.all(
+      containers
+        .filter((c) => c.State === "exited" && exitCodeFromStatus(c.Status) === 0)
+        .map(async (c) => {
+          // Removed between list and inspect: not completed, reported as listed.
+          const info = await this.docker.inspectContainer(c.Id).catch(() => undefined);
+          if (info && isCompleted(info.State, info.HostConfig?.RestartPolicy?.Name)) {
+            completed.add(c.Id);
+          }
+        }),
+    );
     const hashes = new Set(containers.map((c) => c.Labels[LABEL.specHash] ?? ""));
     const specHash = hashes.size === 1 ? [...hashes][0] : undefined;
     const seen = new Set(containers.map((c) => c.Labels[COMPOSE_SERVICE_LABEL] ?? ""));
@@ -499,12 +516,16 @@ export class ComposeProvider implements Provider {
       const name = (c.Names[0] ?? c.Id).replace(/^\//, "");
       const hash = c.Labels[LABEL.specHash];
       if (meta && hash !== meta.specHash) problems.push(`${name}: spec ${hash ?? "none"}`);
+      if (completed.has(c.Id)) continue;
       if (c.State !== "running") problems.push(`${name}: ${c.State} (${c.Status})`);
       else if (c.Status.includes("(health: starting)")) starting = true;
       else if (c.Status.includes("(unhealthy)")) problems.push(`${name}: unhealthy`);
     }
     const detail = containers
-      .map((c) => `${(c.Names[0] ?? c.Id).replace(/^\//, "")}=${c.State}`)
+      .map(
+        (c) =>
+          `${(c.Names[0] ?? c.Id).replace(/^\//, "")}=${completed.has(c.Id) ? "completed" : c.State}`,
+      )
       .concat(problems.length ? [`problems: ${problems.join(", ")}`] : [])
       .join(" ");
     const health = problems.length > 0 ? "degraded" : starting ? "starting" : "running";

@@ -34,6 +34,8 @@ export interface ContainerInspect {
     Health?: { Status: "starting" | "healthy" | "unhealthy" | "none" };
   };
   Config: { Env: string[] | null; Labels: Record<string, string> | null };
+  /** Restart policy name: "" or "no", "on-failure", "always", "unless-stopped". */
+  HostConfig?: { RestartPolicy?: { Name: string } };
 }
 
 /** DockerApiError carries the HTTP status so callers can treat 404 as "already gone". */
