@@ -34,6 +34,9 @@ step "format check (biome)" npx biome format .
 step "lint (biome)" npx biome lint --error-on-warnings .
 step "typecheck (tsc)" npx tsc -p tsconfig.json
 step "generated code is current" bash scripts/check-generated.sh
+# The acceptance tests run bin/margo-agent, which runs this bundle (what a device would run); a
+# failed bundle leaves the shim on the TypeScript sources, so the tests still say what is wrong.
+step "bundle the agent (esbuild)" npm run --silent bundle -w @margo/reference-agent
 
 echo "== tests (vitest)"
 rm -f .vitest-results.json
