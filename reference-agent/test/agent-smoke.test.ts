@@ -10,10 +10,13 @@ import {
   TEST_REGISTRY,
 } from "../../reference-wfm/test/support/fixture-apps.js";
 import { startTestWfm, type TestWfm } from "../../reference-wfm/test/support/start-wfm.js";
-import { startAgent } from "../src/agent.js";
+import { startAgent, startAgentWith } from "../src/agent.js";
 import type { RunningAgent } from "../src/agent-api.js";
 import { defaultConfig } from "../src/config.js";
 import type { LogEvent } from "../src/log.js";
+import { SqliteAgentStore } from "../src/state/sqlite-store.js";
+import { statusBody } from "../src/status/status-document.js";
+import { type WfmApi, WfmRequestError } from "../src/wfm/api.js";
 import { cleanupDevices, deploymentContainers, waitUntil } from "./support/docker.js";
 
 /**
@@ -141,6 +144,73 @@ describe("startAgent against the reference WFM and Docker", () => {
       agent
         ?.view()
         .deployments.some((d) => d.deploymentId === dep.deploymentId && d.state === "installed"),
+    );
+  });
+
+  it("item 25 / digest 5.7: with reports pending at start, the first request the WFM sees is the capabilities PUT; an outage ends in a forced PUT", async () => {
+    if (!agent) throw new Error("agent not started by the first test");
+    const config = agent.config;
+    await agent.close();
+    agent = undefined;
+    // Owe the WFM a report before the agent starts again.
+    const store = SqliteAgentStore.open(stateDir);
+    const rec = store.listDeployments()[0];
+    if (!rec) throw new Error("no deployment left by the previous test");
+    store.saveDeployment(rec, statusBody(rec, DEVICE));
+    expect(store.outboxPending(10).length).toBeGreaterThan(0);
+    store.close();
+
+    const calls: string[] = [];
+    let manifestDown = false;
+    const seen = <T>(name: string, call: () => Promise<T>): Promise<T> => {
+      calls.push(name);
+      return call();
+    };
+    const record = (api: WfmApi): WfmApi => ({
+      putCapabilities: (d, b) => seen("put", () => api.putCapabilities(d, b)),
+      deleteCapabilities: (d) => seen("delete", () => api.deleteCapabilities(d)),
+      getManifest: (etag) => {
+        calls.push("manifest");
+        if (manifestDown) {
+          return Promise.reject(
+            new WfmRequestError("network", "simulated outage", {
+              retryable: true,
+              backoff: "exponential",
+            }),
+          );
+        }
+        return api.getManifest(etag);
+      },
+      getArtifact: (u) => seen("artifact", () => api.getArtifact(u)),
+      postStatus: (d, b) => seen("status", () => api.postStatus(d, b)),
+      notBefore: () => api.notBefore(),
+      resetConnections: () => api.resetConnections(),
+      close: () => api.close(),
+    });
+    agent = await startAgentWith(config, { log: (e) => logs.push(e) }, { wrapApi: record });
+    await waitUntil("owed report delivered", () => agent?.view().outbox.pending === 0, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
+    expect(calls[0]).toBe("put");
+    expect(calls.indexOf("put")).toBeLessThan(calls.indexOf("status"));
+
+    // A run of failed polls, then the WFM answers again: the capabilities are PUT again.
+    manifestDown = true;
+    const putsBefore = calls.filter((c) => c === "put").length;
+    const failedAt = calls.length;
+    await waitUntil(
+      "two failed polls",
+      () => calls.slice(failedAt).filter((c) => c === "manifest").length >= 2,
+      { timeoutMs: 15_000, intervalMs: 50 },
+    );
+    expect(calls.filter((c) => c === "put").length).toBe(putsBefore);
+    manifestDown = false;
+    agent.syncNow();
+    await waitUntil(
+      "capabilities re-sent after the outage",
+      () => calls.filter((c) => c === "put").length > putsBefore,
+      { timeoutMs: 15_000, intervalMs: 50 },
     );
   });
 });

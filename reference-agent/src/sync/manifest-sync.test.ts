@@ -2,11 +2,12 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ProblemDetail } from "@margo/proto";
 import { writeTarGz } from "@margo/proto/package";
 import { canonicalJsonBytes } from "@margo/proto/wire";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AgentConfig, defaultConfig } from "../config.js";
-import { silentLog } from "../log.js";
+import { type LogEvent, silentLog } from "../log.js";
 import { SqliteAgentStore } from "../state/sqlite-store.js";
 import { type ManifestResponse, type WfmApi, WfmRequestError } from "../wfm/api.js";
 import { ManifestSync } from "./manifest-sync.js";
@@ -378,4 +379,124 @@ describe("ManifestSync", () => {
     await s.stop();
     expect(wfm.requests.filter((r) => r.startsWith("manifest"))).toHaveLength(2);
   });
+
+  it("item 3 / review: an unchanged refused manifest costs a 304 and records nothing new; a new ETag is judged afresh", async () => {
+    await wfm.publish(1, [[ID_A, yaml(ID_A, "1.0.0", ID_B)]], { bundleSize: null });
+    const bad = wfm.etag;
+    const s = sync();
+    const outs = [await s.syncOnce(), await s.syncOnce(), await s.syncOnce()];
+    expect(outs[0]).toMatchObject({ result: "rejected", kind: "manifest-invalid" });
+    expect(outs[0]).not.toHaveProperty("repeated");
+    expect(outs.slice(1)).toEqual(
+      Array(2).fill(
+        expect.objectContaining({ result: "rejected", kind: "manifest-invalid", repeated: true }),
+      ),
+    );
+    expect(store.recentErrors(10).filter((e) => e.kind === "manifest-invalid")).toHaveLength(1);
+    // The first poll had no ETag to send; the later ones sent the refused one and got 304.
+    const polls = wfm.requests.filter((r) => r.startsWith("manifest"));
+    expect(polls).toEqual(["manifest -", `manifest ${bad}`, `manifest ${bad}`]);
+    // Only the refused YAML was fetched, once.
+    expect(wfm.requests.filter((r) => !r.startsWith("manifest"))).toHaveLength(1);
+    // A fixed manifest under a new ETag is accepted.
+    await wfm.publish(2, [[ID_A, yaml(ID_A)]], { bundleSize: null });
+    expect(await s.syncOnce()).toMatchObject({ result: "accepted", manifestVersion: 2n });
+    expect(wfm.requests.filter((r) => r.startsWith("manifest")).at(-1)).toBe(`manifest ${bad}`);
+    expect(await s.syncOnce()).toEqual({ result: "unchanged" });
+    expect(wfm.requests.at(-1)).toBe(`manifest ${wfm.etag}`);
+  });
+
+  it("a missing artifact is not remembered: the same manifest is fetched and judged again", async () => {
+    await wfm.publish(1, [[ID_A, yaml(ID_A)]], { bundleSize: null });
+    const url = [...wfm.artifacts.keys()].find((u) => u.includes(ID_A)) as string;
+    const bytes = wfm.artifacts.get(url) as Uint8Array;
+    wfm.artifacts.delete(url);
+    const s = sync();
+    expect(await s.syncOnce()).toMatchObject({ result: "rejected", kind: "artifact-not-found" });
+    wfm.artifacts.set(url, bytes);
+    expect(await s.syncOnce()).toMatchObject({ result: "accepted", manifestVersion: 1n });
+  });
+
+  it("item 86: a non-retryable answer gets no error backoff (next regular poll) and is logged once", async () => {
+    const events: LogEvent[] = [];
+    const s = new ManifestSync({
+      config,
+      api: wfm,
+      store,
+      log: (e) => events.push(e),
+      onAccepted: () => accepted++,
+    });
+    wfm.manifestError = problemError(403, { type: `${NS}not-authorized`, retryable: false });
+    const outs = [await s.syncOnce(), await s.syncOnce(), await s.syncOnce()];
+    for (const o of outs) {
+      expect(o).toMatchObject({ result: "error" });
+      expect(o).not.toHaveProperty("retryInMs");
+    }
+    const failed = events.filter((e) => e.kind === "sync-failed");
+    expect(failed.map((e) => e.level)).toEqual(["warn", "debug", "debug"]);
+    // Another error is a new line.
+    wfm.manifestError = problemError(409, { type: "about:blank", retryable: false });
+    await s.syncOnce();
+    expect(events.filter((e) => e.kind === "sync-failed").at(-1)?.level).toBe("warn");
+  });
+
+  it("item 86: retryable answers follow backoffStrategy: fixed is constant, exponential grows, Retry-After is a floor", async () => {
+    const s = new ManifestSync({
+      config,
+      api: wfm,
+      store,
+      log: silentLog,
+      onAccepted: () => accepted++,
+      random: () => 0.5,
+      backoff: { baseMs: 1_000, capMs: 60_000 },
+    });
+    wfm.manifestError = problemError(503, { retryable: true, strategy: 2, after: 9 });
+    const fixed = [await s.syncOnce(), await s.syncOnce(), await s.syncOnce()];
+    expect(fixed.map((o) => o.result === "error" && o.retryInMs)).toEqual([9_000, 9_000, 9_000]);
+    wfm.manifestError = new WfmRequestError("network", "ECONNREFUSED", {
+      retryable: true,
+      backoff: "exponential",
+    });
+    const grow = [await s.syncOnce(), await s.syncOnce()];
+    expect(grow.map((o) => o.result === "error" && o.retryInMs)).toEqual([4_000, 8_000]);
+    const retryAt = Date.now() + 45_000;
+    wfm.manifestError = problemError(429, { retryable: true, strategy: 3, after: 1 }, retryAt);
+    const out = await s.syncOnce();
+    expect(out.result === "error" && out.retryInMs).toBeGreaterThanOrEqual(44_000);
+    // An answer starts the spacing over.
+    wfm.manifestError = undefined;
+    await wfm.publish(1, [[ID_A, yaml(ID_A)]]);
+    expect(await s.syncOnce()).toMatchObject({ result: "accepted" });
+    wfm.manifestError = new WfmRequestError("network", "ECONNREFUSED", {
+      retryable: true,
+      backoff: "exponential",
+    });
+    expect(await s.syncOnce()).toMatchObject({ result: "error", retryInMs: 500 });
+  });
 });
+
+const NS = "https://docs.margo.org/specification/problem-types#";
+
+/** An error answer as the transport builds it (strategy numbers as the generated enum). */
+function problemError(
+  status: number,
+  p: { type?: string; retryable: boolean; strategy?: 1 | 2 | 3; after?: number },
+  retryAt?: number,
+): WfmRequestError {
+  const problem = {
+    type: p.type ?? "about:blank",
+    title: "x",
+    status,
+    retryable: p.retryable,
+    ...(p.after !== undefined ? { retryAfterSeconds: BigInt(p.after) } : {}),
+    backoffStrategy: p.strategy ?? 0,
+    errors: [],
+  } as unknown as ProblemDetail;
+  return new WfmRequestError("http", `${status} ${problem.type}`, {
+    status,
+    problem,
+    retryable: p.retryable,
+    backoff: p.strategy === 2 ? "fixed" : p.strategy === 3 ? "exponential" : "none",
+    ...(retryAt !== undefined ? { retryAt } : {}),
+  });
+}
