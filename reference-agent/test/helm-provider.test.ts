@@ -36,6 +36,7 @@ describe.skipIf(missing.length > 0)("HelmProvider on a kind cluster", () => {
   const cluster = `margo-t-${randomUUID().slice(0, 8)}`;
   const deviceId = `margo-t-dev-${randomUUID().slice(0, 8)}`;
   const never = new AbortController().signal;
+  const OTEL = { HTTP_OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" };
   let dir: string;
   let kubeconfig: string;
   let provider: HelmProvider;
@@ -85,7 +86,7 @@ describe.skipIf(missing.length > 0)("HelmProvider on a kind cluster", () => {
       wait: true,
       timeoutMs: 180_000,
       parameters: {},
-      injectedEnv: {},
+      injectedEnv: OTEL,
       specHash: "h1",
       ...over,
     };
@@ -106,6 +107,25 @@ describe.skipIf(missing.length > 0)("HelmProvider on a kind cluster", () => {
       expect.objectContaining({ componentName: "hello-web", namespace: "margo-t" }),
     );
   }, 240_000);
+
+  it("item 89: the post-renderer put the OTel variables into every container of the release", async () => {
+    const k8s = await import("@kubernetes/client-node");
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const pods = await kc.makeApiClient(k8s.CoreV1Api).listNamespacedPod({
+      namespace: "margo-t",
+      labelSelector: "app.kubernetes.io/instance=hello-web-7d1e3c55",
+    });
+    expect(pods.items.length).toBeGreaterThan(0);
+    for (const p of pods.items) {
+      for (const c of [...(p.spec?.containers ?? []), ...(p.spec?.initContainers ?? [])]) {
+        expect(c.env ?? []).toContainEqual({
+          name: "HTTP_OTEL_EXPORTER_OTLP_ENDPOINT",
+          value: "http://127.0.0.1:4318",
+        });
+      }
+    }
+  }, 60_000);
 
   it("a parameter change upgrades the release with the new spec hash", async () => {
     const s = spec({ parameters: { "config.greeting": "bye" }, specHash: "h2" });

@@ -68,8 +68,14 @@ describe("helmUpgradeArgs", () => {
     expect(args[args.indexOf("--description") + 1]).toBe(`margo spec-hash=${"h".repeat(64)}`);
   });
 
-  it("item 89 gap: OTel variables are not passed to arbitrary charts", () => {
+  it("item 89: OTel variables go through the post-renderer, never as chart values", () => {
     expect(args.join(" ")).not.toContain("OTEL");
+    expect(args).not.toContain("--post-renderer");
+    const withRenderer = helmUpgradeArgs("d", spec, "c", { postRenderer: "/w/r.mjs" });
+    expect(withRenderer.slice(withRenderer.indexOf("--post-renderer"))).toEqual([
+      "--post-renderer",
+      "/w/r.mjs",
+    ]);
   });
 });
 

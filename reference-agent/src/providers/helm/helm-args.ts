@@ -54,14 +54,15 @@ export function setValue(v: string): string {
  * helmUpgradeArgs: `upgrade --install` (install or upgrade in one idempotent call) in the
  * deployment's namespace; parameters as `--set-string pointer=value` (digest 2.4: Helm targets are
  * --set dot paths; the reconciler already stringified them, so --set-string keeps "007" a string);
- * `--wait --timeout` only with wait (item 72). OTel variables (item 89) are NOT passed: a chart has
- * no generic place for container environment, so injecting them into arbitrary charts is a known gap.
+ * `--wait --timeout` only with wait (item 72). The OTel variables (item 89) go in through
+ * `--post-renderer` (see otel-post-renderer.ts): a chart has no generic place for container
+ * environment, so they are added to the rendered manifests instead of passed as values.
  */
 export function helmUpgradeArgs(
   deviceId: string,
   spec: ComponentSpec,
   chartPath: string,
-  opts: { kubeconfig?: string } = {},
+  opts: { kubeconfig?: string; postRenderer?: string } = {},
 ): string[] {
   const release = helmReleaseName(spec);
   const args = [
@@ -89,6 +90,7 @@ export function helmUpgradeArgs(
   )) {
     args.push("--set-string", `${pointer}=${setValue(value)}`);
   }
+  if (opts.postRenderer) args.push("--post-renderer", opts.postRenderer);
   if (opts.kubeconfig) args.push("--kubeconfig", opts.kubeconfig);
   return args;
 }

@@ -23,6 +23,7 @@ import {
   labelValue,
   SPEC_HASH_PREFIX,
 } from "./helm-args.js";
+import { writePostRenderer } from "./otel-post-renderer.js";
 
 export interface HelmProviderOptions {
   deviceId: string;
@@ -45,8 +46,9 @@ function lastLines(s: string, n = 6): string {
  * Kubernetes API. `@kubernetes/client-node` is imported on first use only: it is large, and a
  * Compose-only device must not carry it in its idle memory.
  *
- * Known gap (item 89): the OTel variables cannot be injected into arbitrary charts (no generic
- * place for container environment in a chart), so `injectedEnv` is not passed for Helm.
+ * Item 89: the OTel variables (`injectedEnv`) reach every container and init container of the
+ * chart's workloads through a Helm post-renderer (otel-post-renderer.ts), since a chart has no
+ * generic value for container environment. A variable the chart sets itself is kept.
  */
 export class HelmProvider implements Provider {
   readonly type = "helm" as const;
@@ -118,7 +120,14 @@ export class HelmProvider implements Provider {
     const chart = join(dir, `chart-${randomBytes(4).toString("hex")}.tgz`);
     try {
       await writeFile(chart, pulled.bytes, { mode: 0o600 });
-      const args = helmUpgradeArgs(this.opts.deviceId, spec, chart);
+      // Written per apply: the variables are baked into the script, and they may have changed.
+      const postRenderer =
+        Object.keys(spec.injectedEnv).length > 0
+          ? await writePostRenderer(dir, spec.injectedEnv)
+          : undefined;
+      const args = helmUpgradeArgs(this.opts.deviceId, spec, chart, {
+        ...(postRenderer !== undefined ? { postRenderer } : {}),
+      });
       // A little beyond helm's own --timeout, so helm reports its timeout itself when it can.
       const r = await runCli([this.opts.helmBinary, ...args], {
         env: this.helmEnv(),
