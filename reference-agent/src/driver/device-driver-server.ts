@@ -10,7 +10,7 @@ import {
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
-import { deviceDriver } from "@margo/proto";
+import * as deviceDriver from "@margo/proto/services/device-driver";
 import type { AgentLog } from "../log.js";
 import { type DeviceDriverBackend, SupervisorError } from "./supervisor.js";
 

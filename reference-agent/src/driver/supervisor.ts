@@ -1,6 +1,5 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { DeploymentState, type deviceDriver } from "@margo/proto";
 import {
   anchorsFromBundleJson,
   CREDENTIAL_FILES,
@@ -10,6 +9,8 @@ import {
   wfmSpiffeId,
   writeFileAtomic,
 } from "@margo/proto/identity/light";
+import { DeploymentState } from "@margo/proto/model/deployment-status";
+import type * as deviceDriver from "@margo/proto/services/device-driver";
 import type { AgentView, RunningAgent, StartAgent } from "../agent-api.js";
 import { type AgentConfig, CONFIG_FILE, saveConfig } from "../config.js";
 import type { AgentLog } from "../log.js";

@@ -226,7 +226,12 @@ export class ManifestWatch {
   }
 
   private async buildClient(): Promise<WatchClient> {
-    const [grpc, proto] = await Promise.all([import("@grpc/grpc-js"), import("@margo/proto")]);
+    // The one generated service module, not the package index, which would also load the admin
+    // and driver services (~300 KB of code) into an agent that only watches.
+    const [grpc, wm] = await Promise.all([
+      import("@grpc/grpc-js"),
+      import("@margo/proto/services/workload-management"),
+    ]);
     const tls = this.identity.tls();
     const identity = this.identity;
     const creds = grpc.credentials.createSsl(
@@ -253,7 +258,7 @@ export class ManifestWatch {
       "grpc.use_local_subchannel_pool": 1,
       ...(isIP(host) ? { "grpc.ssl_target_name_override": SNI_FOR_IP } : {}),
     };
-    return new proto.api.WorkloadManagementServiceClient(this.address, creds, options);
+    return new wm.WorkloadManagementServiceClient(this.address, creds, options);
   }
 
   private closeClient(): void {
