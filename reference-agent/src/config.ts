@@ -58,7 +58,7 @@ export interface AgentConfig {
     enabled: boolean;
     /** Docker Engine socket, e.g. /var/run/docker.sock; any engine works (a test may point at a fresh one). */
     dockerSocket: string;
-    /** Compose command; unset = `docker compose` (v2) if present, else `docker-compose` (v1). */
+    /** Compose command; unset = the v2 plugin binary run directly, else `docker compose`, else `docker-compose` (v1). */
     command?: string[];
   };
   helm: {

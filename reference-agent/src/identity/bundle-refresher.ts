@@ -327,15 +327,16 @@ export class BundleRefresher {
     return this.opts.now?.() ?? Date.now();
   }
 
-  private arm(delayMs: number): void {
+  /** `at` pins the due time exactly (a deferral to a window's end must not drift by the clock read). */
+  private arm(delayMs: number, at = this.now() + delayMs): void {
     if (this.timer) clearTimeout(this.timer);
-    this.dueAt = this.now() + delayMs;
+    this.dueAt = at;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
         const now = this.now();
         if (this.dueAt !== undefined && now < this.dueAt) {
-          this.arm(this.dueAt - now);
+          this.arm(this.dueAt - now, this.dueAt);
           return;
         }
         // Downtime means no requests and no retries (item 87): the due refresh waits it out.
@@ -346,7 +347,7 @@ export class BundleRefresher {
             msg: "trust bundle refresh deferred (downtime or outside polling hours)",
             until: new Date(allowedAt).toISOString(),
           });
-          this.arm(allowedAt - now);
+          this.arm(allowedAt - now, allowedAt);
           return;
         }
         void this.refreshNow();
