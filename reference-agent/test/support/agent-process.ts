@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { type AgentConfig, defaultConfig, saveConfig } from "../../src/config.js";
 import type { LogEvent } from "../../src/log.js";
 import { waitUntil } from "./docker.js";
+import { reapOnExit } from "./reap.js";
 
 const run = promisify(execFile);
 
@@ -188,6 +189,7 @@ function spawnRun(
     stdio: ["ignore", "pipe", "pipe"],
     env,
   });
+  reapOnExit(child);
   let err = "";
   child.stderr?.on("data", (c: Buffer) => {
     err += c.toString();

@@ -9,6 +9,7 @@ import { type ChannelCredentials, credentials, Metadata, type ServiceError } fro
 import { DeploymentState, type DeploymentStatusManifest, wfmDriver } from "@margo/proto";
 import { readCredentials } from "@margo/proto/identity";
 import { publishFixtureApp } from "../../../reference-wfm/test/support/fixture-apps.js";
+import { reapOnExit } from "./reap.js";
 
 const run = promisify(execFile);
 
@@ -200,6 +201,7 @@ function serve(dataDir: string, onErr: (s: string) => void): Promise<ServeChild>
   const child = spawn(MARGO_WFM, ["serve", "--json", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
+  reapOnExit(child);
   let err = "";
   child.stderr?.on("data", (c: Buffer) => {
     err += c.toString();
