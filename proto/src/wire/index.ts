@@ -28,4 +28,5 @@ export {
 export { WIRE_RULE_IDS, WIRE_RULES, type WireRule } from "./rules.js";
 export * from "./state-manifest.js";
 export * from "./trust-bundle.js";
+export { decodeU64, encodeU64, U64_MAX, U64RangeError } from "./u64-text.js";
 export { parseYaml, stringifyYaml } from "./yaml-text.js";

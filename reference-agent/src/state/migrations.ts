@@ -5,7 +5,7 @@ import type Database from "better-sqlite3";
  * version appends a step instead of editing a shipped one, so a state directory written by any
  * earlier agent upgrades in place and one written by a newer agent is refused, not misread.
  *
- * Conventions: times are epoch ms; u64 versions are 20-digit TEXT (u64.ts); exact bytes are BLOBs.
+ * Conventions: times are epoch ms; u64 versions are 20-digit TEXT (`encodeU64` in @margo/proto/wire); exact bytes are BLOBs.
  */
 export const MIGRATIONS: readonly string[] = [
   `

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { U64_MAX } from "@margo/proto/wire";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { deploymentYaml, record } from "../../test/support/deployments.js";
@@ -14,7 +15,6 @@ import {
   StoreUnavailableError,
 } from "./sqlite-store.js";
 import { type AcceptedManifest, StoreConflictError } from "./store.js";
-import { U64_MAX } from "./u64.js";
 
 const dirs: string[] = [];
 const open: Array<{ close(): void }> = [];

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { decodeU64, encodeU64 } from "@margo/proto/wire";
 import Database from "better-sqlite3";
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion } from "./migrations.js";
 import {
@@ -16,7 +17,6 @@ import {
   type TrustRecord,
   type WireState,
 } from "./store.js";
-import { decodeU64, encodeU64 } from "./u64.js";
 
 /** File name of the database inside the agent's state directory. */
 export const STORE_FILE = "agent.sqlite";

@@ -1,8 +1,7 @@
-import { DEPLOYMENT_STATES, decodeDeploymentStatus } from "@margo/proto/wire";
+import { DEPLOYMENT_STATES, decodeDeploymentStatus, U64_MAX } from "@margo/proto/wire";
 import { describe, expect, it } from "vitest";
 import { record } from "../../test/support/deployments.js";
 import type { DeploymentRecord, WireState } from "../state/store.js";
-import { U64_MAX } from "../state/u64.js";
 import { overallState } from "./precedence.js";
 import {
   componentError,

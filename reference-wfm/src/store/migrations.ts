@@ -7,7 +7,7 @@ import type Database from "better-sqlite3";
  * is refused rather than misread.
  *
  * Conventions: times are epoch milliseconds (INTEGER); manifest versions are 20-digit TEXT (see
- * u64.ts); exact byte fields are BLOBs; a deployment is tombstoned by `deleted_at`, never deleted
+ * encodeU64 in @margo/proto/wire); exact byte fields are BLOBs; a deployment is tombstoned by `deleted_at`, never deleted
  * while live.
  */
 export const MIGRATIONS: readonly string[] = [

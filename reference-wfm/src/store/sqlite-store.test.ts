@@ -2,13 +2,13 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { encodeU64, U64_MAX } from "@margo/proto/wire";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isWfmError, WfmError } from "../core/errors.js";
 import { MIGRATIONS } from "./migrations.js";
 import { openSqliteStore, type SqliteStore } from "./sqlite-store.js";
 import type { DeploymentRecord, DesiredStateChange, ManifestRecord } from "./store.js";
-import { encodeU64, U64_MAX } from "./u64.js";
 
 let dir: string;
 let dbPath: string;

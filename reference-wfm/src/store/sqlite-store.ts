@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { decodeU64, encodeU64, U64_MAX } from "@margo/proto/wire";
 import Database from "better-sqlite3";
 import { WfmError } from "../core/errors.js";
 import { migrate } from "./migrations.js";
@@ -16,7 +17,6 @@ import type {
   StatusRecord,
   WfmStore,
 } from "./store.js";
-import { decodeU64, encodeU64, U64_MAX } from "./u64.js";
 
 /** File name of the database inside a WFM data directory. */
 export const STORE_FILE = "wfm.sqlite";

@@ -1,11 +1,14 @@
+import { UINT64_MAX } from "./reader.js";
+
 /**
  * manifestVersion is a uint64 on the wire (it may reach 2^64-1) but SQLite's INTEGER is a signed
- * 64-bit value, so the store keeps it as TEXT of exactly 20 zero-padded decimal digits: the whole
- * u64 range fits, and text order equals numeric order, so SQL comparisons and ORDER BY stay right.
+ * 64-bit value, so the WFM's and the agent's stores keep it as TEXT of exactly 20 zero-padded
+ * decimal digits: the whole u64 range fits, and text order equals numeric order, so SQL
+ * comparisons and ORDER BY stay right. One helper for both stores, so they cannot drift apart.
  */
 
 /** The largest manifestVersion a client can ever reach. */
-export const U64_MAX = (1n << 64n) - 1n;
+export const U64_MAX = UINT64_MAX;
 
 /** Width of the stored text: 2^64-1 has 20 decimal digits. */
 const WIDTH = 20;
