@@ -112,6 +112,9 @@ export class AgentSupervisor implements DeviceDriverBackend {
         ...this.config,
         deviceId: req.deviceId,
         wfm: { ...this.config.wfm, url: req.wfmUrl },
+        // The suite names the bundle endpoint it serves; without one, no refresh (a stale URL
+        // from an earlier Configure would point at a WFM that is gone).
+        trust: withBundleUrl(this.config.trust, req.trustBundleUrl),
         polling: {
           ...this.config.polling,
           ...(req.pollPeriodMs > 0 ? { periodMs: req.pollPeriodMs } : {}),
@@ -192,6 +195,11 @@ interface CheckedConfigure {
   bundle: { kind: "pem" | "json"; text: string };
 }
 
+function withBundleUrl(trust: AgentConfig["trust"], url: string | undefined): AgentConfig["trust"] {
+  const { bundleUrl: _b, discoveryUrl: _d, ...rest } = trust;
+  return url ? { ...rest, bundleUrl: url } : rest;
+}
+
 /**
  * Validate a Configure before anything is torn down: a bad request must leave the running agent
  * as it was. The WFM id the device derives from its own SVID must equal the suite's expectation
@@ -206,6 +214,9 @@ export function checkConfigure(req: deviceDriver.ConfigureRequest): CheckedConfi
     throw invalid(`wfm_url is not a URL: ${JSON.stringify(req.wfmUrl)}`);
   }
   if (url.protocol !== "https:") throw invalid("wfm_url must be https (mTLS)");
+  if (req.trustBundleUrl !== undefined && !req.trustBundleUrl.startsWith("https://")) {
+    throw invalid("trust_bundle_url must be https (item 19)");
+  }
   if (!/^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(req.deviceId)) {
     throw invalid(`device_id ${JSON.stringify(req.deviceId)} is not a device id`);
   }

@@ -43,6 +43,11 @@ export interface ConfigureRequest {
   pollPeriodMs: number;
   /** The device id to report capabilities under. */
   deviceId: string;
+  /**
+   * https URL of the SPIFFE trust bundle the client refreshes its anchors from (digest 5.5);
+   * unset = no refresh. Lets the suite serve empty, regressed or rotated bundles (items 21-23).
+   */
+  trustBundleUrl?: string | undefined;
 }
 
 /** ConfigureResponse is empty. */
@@ -114,6 +119,7 @@ function createBaseConfigureRequest(): ConfigureRequest {
     expectedWfmSpiffeId: "",
     pollPeriodMs: 0,
     deviceId: "",
+    trustBundleUrl: undefined,
   };
 }
 
@@ -144,6 +150,9 @@ export const ConfigureRequest: MessageFns<ConfigureRequest> = {
     }
     if (message.deviceId !== "") {
       writer.uint32(66).string(message.deviceId);
+    }
+    if (message.trustBundleUrl !== undefined) {
+      writer.uint32(74).string(message.trustBundleUrl);
     }
     return writer;
   },
@@ -225,6 +234,14 @@ export const ConfigureRequest: MessageFns<ConfigureRequest> = {
             message.deviceId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.trustBundleUrl = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -278,6 +295,11 @@ export const ConfigureRequest: MessageFns<ConfigureRequest> = {
         : isSet(object.device_id)
         ? globalThis.String(object.device_id)
         : "",
+      trustBundleUrl: isSet(object.trustBundleUrl)
+        ? globalThis.String(object.trustBundleUrl)
+        : isSet(object.trust_bundle_url)
+        ? globalThis.String(object.trust_bundle_url)
+        : undefined,
     };
   },
 
@@ -305,6 +327,9 @@ export const ConfigureRequest: MessageFns<ConfigureRequest> = {
     }
     if (message.deviceId !== "") {
       obj.deviceId = message.deviceId;
+    }
+    if (message.trustBundleUrl !== undefined) {
+      obj.trustBundleUrl = message.trustBundleUrl;
     }
     return obj;
   },
@@ -334,6 +359,7 @@ export const ConfigureRequest: MessageFns<ConfigureRequest> = {
     message.expectedWfmSpiffeId = object.expectedWfmSpiffeId ?? "";
     message.pollPeriodMs = object.pollPeriodMs ?? 0;
     message.deviceId = object.deviceId ?? "";
+    message.trustBundleUrl = object.trustBundleUrl ?? undefined;
     return message;
   },
 };
