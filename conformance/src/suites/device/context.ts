@@ -139,6 +139,11 @@ export interface PublishedManifest {
 }
 
 export interface DeviceUnderTest {
+  /**
+   * The device id the last configure() provisioned (ConfigureRequest.device_id), fresh per
+   * configure: checks name it in `metadata.deviceId` and expect capabilities under it (item 25).
+   */
+  readonly deviceId: string;
   /** Configure it against the instrumented WFM (fresh identity), then wait for its first request. */
   configure(
     t: CheckTools,
