@@ -1,6 +1,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { unknownMutant } from "../mutants.js";
 import {
   appCommands,
   caCommands,
@@ -69,6 +70,11 @@ export async function runCli(
   io: CliIo = processIo,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<ExitCode> {
+  const refused = unknownMutant();
+  if (refused) {
+    io.err(`margo-wfm: refusing to start: ${refused}`);
+    return EXIT.usage;
+  }
   const wantsHelp = argv.includes("--help") || argv.includes("-h");
   const spec = findCommand(argv);
   if (!spec) {

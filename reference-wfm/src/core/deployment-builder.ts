@@ -16,6 +16,7 @@ import {
   DEVICE_ID_WITH_ASTERISK,
   encodeApplicationDeployment,
 } from "@margo/proto/wire";
+import { mutant } from "../mutants.js";
 import { sha256Digest } from "./bundle.js";
 import { type FieldError, WfmError } from "./errors.js";
 import { fieldErrors } from "./intake.js";
@@ -226,7 +227,9 @@ export function buildDeployment(input: BuildInput): BuiltDeployment {
       deploymentProfile: {
         type: profile.type,
         // Description order, with component extensions as the vendor wrote them (items 61-62).
-        components: profile.components,
+        components: mutant("components-reordered")
+          ? [...profile.components].reverse()
+          : profile.components,
         ...(profile.deviceConstraints ? { deviceConstraints: profile.deviceConstraints } : {}),
         extensions: profile.extensions,
       },

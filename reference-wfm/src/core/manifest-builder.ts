@@ -5,6 +5,7 @@ import {
   deploymentUrl,
   encodeStateManifest,
 } from "@margo/proto/wire";
+import { mutant, omitNullBundle } from "../mutants.js";
 import type { DeploymentRecord, ManifestRecord } from "../store/store.js";
 import { buildBundle, bundleEntryName, sha256Digest } from "./bundle.js";
 
@@ -35,9 +36,9 @@ export function buildManifest(
     );
     bundle = { digest: sha256Digest(bytes), bytes };
   }
-  const body = Buffer.from(
+  let body = Buffer.from(
     encodeStateManifest({
-      manifestVersion,
+      manifestVersion: mutant("manifest-version-reused") ? 1n : manifestVersion,
       deployments: refs,
       ...(bundle
         ? {
@@ -51,6 +52,7 @@ export function buildManifest(
         : {}),
     }),
   );
+  if (mutant("bundle-null-omitted")) body = omitNullBundle(body);
   return {
     clientId,
     manifestVersion,
@@ -62,5 +64,7 @@ export function buildManifest(
 
 /** The manifest ETag: quoted `sha256:<hex>` of the exact body bytes (item 39). */
 export function manifestEtag(body: Uint8Array): string {
-  return `"sha256:${createHash("sha256").update(body).digest("hex")}"`;
+  return `"sha256:${createHash("sha256")
+    .update(mutant("etag-not-body-digest") ? Buffer.concat([body, Buffer.from("\n")]) : body)
+    .digest("hex")}"`;
 }

@@ -3,6 +3,7 @@ import type { admin } from "@margo/proto";
 import { isValidSegment } from "@margo/proto/identity";
 import { decodeApplicationDeployment } from "@margo/proto/wire";
 import type { WfmIdentity } from "../identity/types.js";
+import { mutant } from "../mutants.js";
 import type {
   DeploymentRecord,
   DesiredStateChange,
@@ -220,6 +221,8 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
     async deploymentYaml(clientId, deploymentId, digest) {
       // Current revisions and those the previous manifest referenced (a device may still be
       // completing manifest N-1 when N is committed); older ones are gone (item 48).
+      if (mutant("yaml-cross-client"))
+        clientId = (await store.getDeployment(deploymentId))?.clientId ?? clientId;
       const yaml = await store.getDeploymentYaml(clientId, deploymentId, digest);
       if (!yaml)
         throw new WfmError(

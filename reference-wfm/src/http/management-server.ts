@@ -9,6 +9,7 @@ import type { Southbound } from "../core/api.js";
 import { checkDeviceIdPolicy } from "../core/device-id.js";
 import { WfmError } from "../core/errors.js";
 import { IdentityError, type VerifiedClient, type WfmIdentity } from "../identity/types.js";
+import { mutant } from "../mutants.js";
 import {
   BodyAbortedError,
   BodyIdleError,
@@ -230,7 +231,7 @@ export async function startManagementServer(
     const etag = `"${digest}"`;
     const headers: Record<string, string> = {
       etag,
-      "cache-control": IMMUTABLE,
+      "cache-control": mutant("yaml-not-immutable") ? "private" : IMMUTABLE,
       vary: "Accept-Encoding",
     };
     if (ifNoneMatchHits(req.headers["if-none-match"], etag)) {
@@ -355,7 +356,7 @@ export async function startManagementServer(
         const body = await readJsonBody(req, res, instance);
         if (!body) return;
         const { created } = await core.putCapabilities(clientId, op.deviceId, body);
-        send(res, created ? 201 : 200, {});
+        send(res, created && !mutant("capabilities-put-always-200") ? 201 : 200, {});
         return;
       }
       case "deleteCapabilities": {
@@ -367,7 +368,7 @@ export async function startManagementServer(
         const body = await readJsonBody(req, res, instance);
         if (!body) return;
         const { created } = await core.reportStatus(clientId, op.deploymentId, body);
-        send(res, created ? 201 : 200, {});
+        send(res, created || mutant("status-update-201") ? 201 : 200, {});
         return;
       }
     }
@@ -399,7 +400,7 @@ export async function startManagementServer(
       if (wait > 0) {
         throw new WfmError("rate-limited", "too many requests from this client", [], wait);
       }
-      if (!core.isAccepted(clientId)) {
+      if (!core.isAccepted(clientId) && !mutant("retired-client-accepted")) {
         throw new WfmError("not-authorized", `client ${clientId} is not accepted by this WFM`);
       }
       const r = route(req.method ?? "", target);

@@ -3,6 +3,7 @@ import { BackoffStrategy, type ProblemDetail } from "@margo/proto";
 import { encodeProblemDetail, PROBLEM_MEDIA_TYPE } from "@margo/proto/wire";
 import type { FieldError, WfmErrorKind } from "../core/errors.js";
 import { WfmError } from "../core/errors.js";
+import { mutant } from "../mutants.js";
 
 /** The namespace the spec reserves for Margo problem types (digest section 9). */
 export const MARGO_PROBLEM_BASE = "https://docs.margo.org/specification/problem-types#";
@@ -104,7 +105,7 @@ export function problemResponse(input: ProblemInput): ProblemResponse {
     errors: (input.errors ?? []).map((e) => ({ field: e.field, message: e.message })),
   };
   const headers: Record<string, string> = {
-    "content-type": PROBLEM_MEDIA_TYPE,
+    "content-type": mutant("problem-as-json") ? "application/json" : PROBLEM_MEDIA_TYPE,
     // A 404 is heuristically cacheable; a digest that is missing now may be served later, and an
     // error must never be replayed from a cache in place of a fresh answer.
     "cache-control": "no-store",

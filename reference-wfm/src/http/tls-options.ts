@@ -1,6 +1,7 @@
 import { constants } from "node:crypto";
 import type { SecureContextOptions } from "node:tls";
 import type { TlsMaterial } from "../identity/types.js";
+import { mutant } from "../mutants.js";
 
 /**
  * TLS 1.3 ciphers first, then the TLS 1.2 AEAD suites RFC 9325 recommends: 1.2 exists only as a
@@ -33,7 +34,7 @@ export function secureContextOptions(
     key: material.keyPem,
     ...(opts.withClientCa ? { ca: material.anchorsPem } : {}),
     minVersion: "TLSv1.2",
-    maxVersion: "TLSv1.3",
+    maxVersion: mutant("tls12-default") ? "TLSv1.2" : "TLSv1.3",
     ciphers: CIPHERS,
     honorCipherOrder: true,
     secureOptions: constants.SSL_OP_NO_TICKET,

@@ -3,6 +3,7 @@ import { createServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { WfmConfig } from "../config.js";
 import type { ServedDocument, WfmIdentity } from "../identity/types.js";
+import { mutant } from "../mutants.js";
 import { capConnections, connectionLimitOptions } from "./connection-limits.js";
 import { type EdgeLog, stderrLog } from "./log.js";
 import { ifNoneMatchHits } from "./negotiation.js";
@@ -66,6 +67,7 @@ export async function startTrustServer(opts: TrustServerOptions): Promise<Runnin
 
   const serve = (req: IncomingMessage, res: ServerResponse, doc: ServedDocument) => {
     const headers: Record<string, string> = { etag: doc.etag, "cache-control": "no-cache" };
+    if (mutant("bundle-endpoint-no-etag")) delete headers.etag;
     if (ifNoneMatchHits(req.headers["if-none-match"], doc.etag)) {
       res.writeHead(304, headers);
       res.end();
