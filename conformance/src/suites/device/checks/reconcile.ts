@@ -1,0 +1,5 @@
+/** device.reconcile checks (skeleton: filled in by H6). */
+import type { Check } from "../../../core/types.js";
+import type { DeviceCtx } from "../context.js";
+
+export const reconcileChecks: Check<DeviceCtx>[] = [];
