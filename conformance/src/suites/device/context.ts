@@ -72,6 +72,11 @@ export interface RecordedRequest {
   /** Negotiated TLS version and the client chain length, for transport checks. */
   tlsProtocol: string | null;
   clientChainLength: number;
+  /**
+   * The client id from the peer's SVID (`.../client/<id>`), when it presented one. Lets a check
+   * tell the freshly configured client from a previous relationship still polling.
+   */
+  clientId?: string;
 }
 
 export interface ReceivedStatus {
@@ -105,9 +110,25 @@ export interface InstrumentedWfm {
    * the manifest says.
    */
   publish(deployments: ServedDeployment[]): PublishedManifest;
+  /** Manifest-shaping faults (versions, digests, sizeBytes) apply from the next publish(). */
   inject(fault: Fault): void;
   clearFaults(): void;
-  presentIdentity(kind: ServerIdentity): Promise<void>;
+  /**
+   * Present this identity on new connections (open ones are cut). `maxTlsVersion` caps what the
+   * server offers (TLSv1.1 shows whether the device refuses old TLS, item 2); a later call
+   * without it restores the default (TLS 1.2-1.3).
+   */
+  presentIdentity(
+    kind: ServerIdentity,
+    opts?: { maxTlsVersion?: "TLSv1.1" | "TLSv1.2" | "TLSv1.3" },
+  ): Promise<void>;
+  /**
+   * DER of a root: "trusted" is the anchor the device is provisioned with, "untrusted" the root
+   * of the `untrusted-ca` identity (a rotation target: serve it in a bundle, items 21-22).
+   */
+  trustAnchorDer(which: "trusted" | "untrusted"): Buffer;
+  /** TLS handshakes that failed (device refused us or we refused it), oldest first. */
+  tlsFailures(): Array<{ at: number; server: "management" | "bundle"; message: string }>;
   /** Serve this SPIFFE bundle document at bundleUrl (default: the true anchors, sequence 1). */
   serveBundle(doc: string): void;
   requests(): RecordedRequest[];
