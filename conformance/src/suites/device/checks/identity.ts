@@ -1,0 +1,4 @@
+import type { Check } from "../../../core/types.js";
+import type { DeviceCtx } from "../context.js";
+
+export const identityChecks: readonly Check<DeviceCtx>[] = [];
