@@ -12,6 +12,7 @@ import type { AgentConfig } from "./config.js";
 import { FileAgentIdentity } from "./identity/agent-identity.js";
 import { BundleRefresher } from "./identity/bundle-refresher.js";
 import { type AgentLog, stderrLog } from "./log.js";
+import { mutant } from "./mutants.js";
 import { createProviders } from "./providers/index.js";
 import type { Provider } from "./providers/provider.js";
 import { Reconciler } from "./reconcile/reconciler.js";
@@ -124,6 +125,7 @@ class Agent implements RunningAgent {
    * PUT whenever the WFM may have lost them (after an outage, on `#device-not-found`).
    */
   private async runCapabilities(signal: AbortSignal): Promise<void> {
+    if (mutant("capabilities-not-first")) await this.sync.syncOnce();
     await this.reportUntilSettled(signal);
     if (signal.aborted) return;
     // Whatever was owed is covered by the PUT that just settled.

@@ -1,6 +1,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../config.js";
+import { unknownMutant } from "../mutants.js";
 import { type CliIo, EXIT, type ExitCode, processIo, UsageError } from "./exit.js";
 
 /**
@@ -30,6 +31,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 /** Parse and run one command line; returns the exit code (never calls process.exit). */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<ExitCode> {
+  const refused = unknownMutant();
+  if (refused) {
+    io.err(`margo-agent: refusing to start: ${refused}`);
+    return EXIT.usage;
+  }
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     io.out(OVERVIEW);

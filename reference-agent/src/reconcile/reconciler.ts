@@ -2,6 +2,7 @@ import type { ApplicationDeployment } from "@margo/proto";
 import { decodeApplicationDeployment } from "@margo/proto/wire";
 import type { AgentConfig } from "../config.js";
 import type { AgentLog } from "../log.js";
+import { mutant } from "../mutants.js";
 import type {
   ComponentRef,
   ComponentSpec,
@@ -280,7 +281,8 @@ export class Reconciler {
       throw new Superseded(next.deploymentId);
     }
     next.updatedAt = this.now();
-    const report = changed ? this.deps.statusBody(next) : undefined;
+    const silenced = mutant("status-removed-not-reported") && next.state === "removed";
+    const report = changed && !silenced ? this.deps.statusBody(next) : undefined;
     this.deps.store.saveDeployment(next, report);
     if (changed) {
       this.deps.log({
@@ -401,7 +403,10 @@ export class Reconciler {
     // crash in between re-applies that component (apply is idempotent).
     let saved = stored;
     let cur = this.resetFailed(rec, needed);
-    for (const [k, i] of needed.entries()) {
+    for (const [k, i] of (mutant("components-reversed")
+      ? [...needed].reverse()
+      : needed
+    ).entries()) {
       const spec = specs[i] as ComponentSpec;
       const next = cloneRecord(cur);
       const comp = next.components[i] as ComponentRecord;
@@ -617,7 +622,7 @@ export class Reconciler {
       if (comp.state === "removed") continue;
       const spec = specs[i] as ComponentSpec;
       let failure: ProviderFailure | undefined;
-      if (provider) {
+      if (provider && !mutant("no-removal")) {
         try {
           const outcome = await provider.remove(spec, signal);
           if (outcome.state === "failed") failure = outcome.error;

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { decodeU64, encodeU64 } from "@margo/proto/wire";
 import Database from "better-sqlite3";
+import { mutant } from "../mutants.js";
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion } from "./migrations.js";
 import {
   type AcceptedManifest,
@@ -245,7 +246,7 @@ export class SqliteAgentStore implements AgentStore, AgentStoreReader {
         // The floor is checked inside the write transaction, so no second writer can slip a
         // version in between a caller's check and this commit (item 51).
         const row = this.read.readSync.get() as SyncRow | undefined;
-        if (row && offered <= row.manifest_version) {
+        if (row && offered <= row.manifest_version && !mutant("rollback-accepted")) {
           throw new StoreConflictError(decodeU64(row.manifest_version), m.manifestVersion);
         }
         const now = Date.now();

@@ -3,6 +3,7 @@ import type { DeploymentManifestRef, UnsignedAppStateManifest } from "@margo/pro
 import { decodeApplicationDeployment, decodeStateManifest } from "@margo/proto/wire";
 import type { AgentConfig } from "../config.js";
 import type { AgentLog } from "../log.js";
+import { mutant } from "../mutants.js";
 import { type AcceptedDeployment, type AgentStore, StoreConflictError } from "../state/store.js";
 import { type WfmApi, WfmRequestError } from "../wfm/api.js";
 import { jittered } from "../wfm/backoff.js";
@@ -205,7 +206,11 @@ export class ManifestSync {
       // A WFM that ignores If-None-Match sends the accepted manifest again: not a regression.
       if (sameBytes(floor.manifestBody, res.body)) return { result: "unchanged" };
       etag = res.etag ?? "";
-      return await this.adopt(res.body, etag, floor.manifestVersion);
+      return await this.adopt(
+        res.body,
+        etag,
+        mutant("rollback-accepted") ? undefined : floor.manifestVersion,
+      );
     } catch (e) {
       if (e instanceof Rejected) {
         // Item 51: a rollback attempt is a security event, the rest are faults of the WFM.
@@ -336,6 +341,15 @@ export class ManifestSync {
       const got = viaBundle ? await this.fromBundle(m, needed) : await this.individually(needed);
       fetched = viaBundle ? "bundle" : "deployments";
       for (const [id, bytes] of got) have.set(id, bytes);
+      for (const d of needed)
+        if (
+          mutant("size-bytes-enforced") &&
+          d.sizeBytes !== BigInt(have.get(d.deploymentId)?.length ?? -1)
+        )
+          throw new Rejected(
+            "manifest-invalid",
+            `deployment ${d.deploymentId}: sizeBytes ${d.sizeBytes} is not the size fetched`,
+          );
     }
     const deployments = m.deployments.map((d) => {
       const yaml = have.get(d.deploymentId) as Uint8Array;
@@ -352,7 +366,7 @@ export class ManifestSync {
    */
   private useBundle(m: UnsignedAppStateManifest, needed: DeploymentManifestRef[]): boolean {
     const bundleSize = m.bundle?.sizeBytes;
-    if (!m.bundle || bundleSize === undefined) return false;
+    if (!m.bundle || bundleSize === undefined || mutant("digest-not-verified")) return false;
     let sum = 0n;
     for (const d of needed) {
       if (d.sizeBytes === undefined) return false;
@@ -375,7 +389,7 @@ export class ManifestSync {
 
   private verify(bytes: Uint8Array, digest: string, what: string): void {
     const actual = sha256(bytes);
-    if (actual !== digest) {
+    if (actual !== digest && !mutant("digest-not-verified")) {
       throw new Rejected("digest-mismatch", `${what}: expected ${digest}, got ${actual} (item 52)`);
     }
   }

@@ -1,3 +1,4 @@
+import { mutant } from "../mutants.js";
 import { WfmRequestError } from "../wfm/api.js";
 import { backoffDelay } from "../wfm/backoff.js";
 
@@ -82,6 +83,7 @@ export class RetryPolicy {
       case "protocol":
         return { action: "regular", reason: "an answer the agent cannot use" };
     }
+    if (mutant("retry-after-ignored")) return { action: "regular", reason: "mutant" };
     if (!details.retryable) return { action: "regular", reason: "not retryable" };
     if ((details.problem?.backoffStrategy as number | undefined) === STRATEGY_NONE) {
       return { action: "regular", reason: "retryable, but backoffStrategy none" };

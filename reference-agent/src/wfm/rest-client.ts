@@ -6,6 +6,7 @@ import type { ProblemDetail } from "@margo/proto";
 import { decodeProblemDetail, MANIFEST_MEDIA_TYPE } from "@margo/proto/wire";
 import { type AgentIdentity, IdentityCheckError } from "../identity/types.js";
 import type { AgentLog } from "../log.js";
+import { mutant } from "../mutants.js";
 import { type ManifestResponse, type WfmApi, WfmRequestError } from "./api.js";
 
 export interface RestClientOptions {
@@ -194,6 +195,7 @@ export class RestWfmClient implements WfmApi {
       ca: tls.anchorsPem,
       rejectUnauthorized: true,
       minVersion: "TLSv1.2",
+      maxVersion: mutant("tls12-only") ? "TLSv1.2" : "TLSv1.3",
       // The identity check replaces the hostname check entirely (digest 5.3).
       checkServerIdentity: (_host, cert) => {
         try {
@@ -326,7 +328,9 @@ export class RestWfmClient implements WfmApi {
     if (strategy === BACKOFF_NONE) backoff = "none";
     else if (strategy === BACKOFF_FIXED) backoff = "fixed";
     else if (strategy === BACKOFF_EXPONENTIAL) backoff = "exponential";
-    const retryAt = parseRetryAfter(headerText(res.headers["retry-after"]));
+    const retryAt = mutant("retry-after-ignored")
+      ? undefined
+      : parseRetryAfter(headerText(res.headers["retry-after"]));
     // Never retry before Retry-After (item 86): every call waits, not just the one that got it.
     if (retryAt !== undefined && retryAt > this.deferUntil) this.deferUntil = retryAt;
     const why = problem
