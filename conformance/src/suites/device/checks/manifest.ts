@@ -1,5 +1,363 @@
-/** device.manifest checks (skeleton: filled in by H6). */
-import type { Check } from "../../../core/types.js";
-import type { DeviceCtx } from "../context.js";
+/**
+ * device.manifest: how the device treats the State Manifest and the artifacts it references
+ * (digest 6.1-6.5; items 51-56, 58). The instrumented WFM lies (faults); the verdict comes from the
+ * Compose engine (what runs) and the driver's GetState (what the device holds), never from the
+ * statuses it reports (device.status judges those).
+ */
+import type { Check, CheckTools } from "../../../core/types.js";
+import type { DeviceCtx, EngineContainer, Fault } from "../context.js";
+import {
+  brief,
+  containersOf,
+  deployRunning,
+  deviceCheck,
+  header,
+  isManifestGet,
+  isRunning,
+  lastSeq,
+  type PlannedDeployment,
+  planDeployment,
+  publishAndFetch,
+  requireCompose,
+  runningPlan,
+  settleAfter,
+} from "./support.js";
 
-export const manifestChecks: Check<DeviceCtx>[] = [];
+/**
+ * Previous state kept: every container of `before` still running (same container ids), none of
+ * `refused` present, and (when the device reports one) the accepted manifestVersion unchanged.
+ */
+async function expectStateKept(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  item: string,
+  before: { plan: PlannedDeployment; containers: EngineContainer[]; version: bigint },
+  refused: PlannedDeployment[],
+): Promise<void> {
+  const engine = requireCompose(ctx, t);
+  const now = await engine.containers(t);
+  const appeared = refused.flatMap((p) => containersOf(now, p.deploymentId));
+  t.expect(
+    appeared.length === 0,
+    `${item}: the refused manifest must not be applied, but containers of its deployments appeared: ${appeared
+      .map((c) => c.name)
+      .join(", ")}`,
+    { containers: appeared.map(brief) },
+  );
+  const stillRunning = new Set(now.filter(isRunning).map((c) => c.id));
+  const gone = before.containers.filter((c) => !stillRunning.has(c.id));
+  t.expect(
+    gone.length === 0,
+    `${item}: the previous state must be kept, but containers of deployment ${before.plan.deploymentId} (accepted in manifestVersion ${before.version}) are no longer running: ${gone
+      .map((c) => c.name)
+      .join(", ")}`,
+    {
+      before: before.containers.map(brief),
+      now: containersOf(now, before.plan.deploymentId).map(brief),
+    },
+  );
+  const state = await ctx.device.getState(t);
+  if (state.manifestVersion !== undefined) {
+    t.expect(
+      state.manifestVersion === before.version,
+      `${item}: the device must keep manifestVersion ${before.version}, but GetState reports ${state.manifestVersion}`,
+    );
+  }
+}
+
+/**
+ * The shape of every "lying manifest" check: A runs at version N; a manifest that drops A and
+ * adds `refused` is served under `faults`; afterwards A still runs and nothing new appeared.
+ */
+async function refusedUpdate(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  item: string,
+  faults: (refused: PlannedDeployment[], version: bigint) => Fault[],
+  opts: { keepA?: boolean; newCount?: number; needFetch?: RegExp } = {},
+): Promise<{ fetched: boolean }> {
+  requireCompose(ctx, t);
+  const a = planDeployment(ctx, [runningPlan(ctx)]);
+  const { manifest, containers } = await deployRunning(ctx, t, a);
+  const refused = Array.from({ length: opts.newCount ?? 1 }, () =>
+    planDeployment(ctx, [runningPlan(ctx)]),
+  );
+  for (const f of faults(refused, manifest.manifestVersion)) ctx.wfm.inject(f);
+  const { fetchSeq } = await publishAndFetch(ctx, t, opts.keepA ? [a, ...refused] : refused);
+  await settleAfter(ctx, t, fetchSeq);
+  ctx.wfm.clearFaults();
+  const fetched = opts.needFetch
+    ? ctx.wfm
+        .requests()
+        .some((r) => r.seq > fetchSeq && r.method === "GET" && opts.needFetch?.test(r.path))
+    : true;
+  if (!fetched) return { fetched };
+  await expectStateKept(
+    ctx,
+    t,
+    item,
+    { plan: a, containers: containers.filter(isRunning), version: manifest.manifestVersion },
+    refused,
+  );
+  return { fetched };
+}
+
+const rollbackRefused = deviceCheck({
+  id: "device.manifest.rollback-refused",
+  title: "A manifest whose manifestVersion is not above the accepted one is not applied",
+  requirements: ["device-051"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await refusedUpdate(ctx, t, "item 51 (manifestVersion <= stored)", (_r, version) => [
+      { kind: "manifest-version", version },
+    ]);
+  },
+});
+
+const rollbackLogged = deviceCheck({
+  id: "device.manifest.rollback-logged",
+  title: "A refused rollback is recorded as an error the operator can see",
+  requirements: ["device-051s"],
+  level: "SHOULD",
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    const { manifest, fetchSeq } = await publishAndFetch(ctx, t, []);
+    await settleAfter(ctx, t, fetchSeq);
+    const before = await ctx.device.getState(t);
+    const key = (e: { kind: string; message: string; at?: string }) =>
+      `${e.kind}\u0000${e.message}\u0000${e.at ?? ""}`;
+    const seen = new Set(before.lastErrors.map(key));
+    ctx.wfm.inject({ kind: "manifest-version", version: manifest.manifestVersion });
+    const b = planDeployment(ctx, [runningPlan(ctx)]);
+    const second = await publishAndFetch(ctx, t, [b]);
+    await settleAfter(ctx, t, second.fetchSeq);
+    ctx.wfm.clearFaults();
+    const after = await ctx.device.getState(t);
+    const fresh = after.lastErrors.filter((e) => !seen.has(key(e)));
+    t.expect(
+      fresh.length > 0,
+      `item 51 (SHOULD): refusing manifestVersion ${manifest.manifestVersion} again should be logged as a security event; GetState lastErrors shows no new entry`,
+      { lastErrors: after.lastErrors },
+    );
+    t.note(`logged: ${fresh.map((e) => `${e.kind}: ${e.message}`).join("; ")}`);
+  },
+});
+
+const deploymentDigestMismatch = deviceCheck({
+  id: "device.manifest.deployment-digest-mismatch",
+  title: "A deployment YAML whose bytes do not match its digest aborts the whole update",
+  requirements: ["device-052"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    // Two new deployments, only the first lies: the honest one must not be applied either
+    // (the whole update is aborted), and the dropped one must not be removed.
+    await refusedUpdate(
+      ctx,
+      t,
+      "item 52 (deployment digest mismatch)",
+      (refused) => [
+        { kind: "deployment-digest-mismatch", deploymentId: refused[0]?.deploymentId ?? "" },
+      ],
+      { newCount: 2 },
+    );
+  },
+});
+
+const bundleDigestMismatch = deviceCheck({
+  id: "device.manifest.bundle-digest-mismatch",
+  title: "A bundle whose bytes do not match its digest aborts the whole update",
+  requirements: ["device-052"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    // Several new deployments make the bundle the cheaper fetch for a device that chooses.
+    const { fetched } = await refusedUpdate(
+      ctx,
+      t,
+      "item 52 (bundle digest mismatch)",
+      () => [{ kind: "bundle-digest-mismatch" }],
+      { keepA: true, newCount: 3, needFetch: /^\/api\/v1\/bundles\// },
+    );
+    if (!fetched)
+      t.skip(
+        "the device fetched the deployment YAMLs one by one, never the bundle: nothing to verify",
+      );
+  },
+});
+
+const digestAlgorithm = deviceCheck({
+  id: "device.manifest.unsupported-digest-algorithm",
+  title: "A manifest with a non-sha256 digest is invalid and not applied",
+  requirements: ["device-053"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await refusedUpdate(ctx, t, "item 53 (sha512 digests)", () => [
+      { kind: "digest-algorithm", algorithm: "sha512" },
+    ]);
+  },
+});
+
+const sizeBytesIgnored = deviceCheck({
+  id: "device.manifest.size-bytes-not-integrity",
+  title: "Wrong sizeBytes with correct digests is still accepted and deployed",
+  requirements: ["device-058"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    requireCompose(ctx, t);
+    ctx.wfm.inject({ kind: "size-bytes-wrong" });
+    const a = planDeployment(ctx, [runningPlan(ctx)]);
+    // deployRunning fails with the containers seen when the deployment never comes up.
+    await deployRunning(ctx, t, a);
+  },
+});
+
+/** Wait for `n` manifest GETs after seq (or the timeout) and return them. */
+async function pollsAfter(ctx: DeviceCtx, t: CheckTools, seq: number, n: number) {
+  return ctx.wfm.waitFor(
+    t,
+    `${n} manifest polls by the device`,
+    () => {
+      const polls = ctx.wfm.requests().filter((r) => r.seq > seq && isManifestGet(r));
+      return polls.length >= n ? polls : undefined;
+    },
+    10_000,
+  );
+}
+
+function carries(value: string | undefined, etag: string): boolean {
+  if (!value) return false;
+  return value
+    .split(",")
+    .map((s) => s.trim().replace(/^W\//, ""))
+    .includes(etag);
+}
+
+const ifNoneMatch = deviceCheck({
+  id: "device.manifest.if-none-match",
+  title: "After accepting a manifest the device polls with If-None-Match set to its ETag",
+  requirements: ["device-054"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    const { manifest, fetchSeq } = await publishAndFetch(ctx, t, []);
+    // The first poll may already be on its way while the device stores the manifest.
+    const polls = await pollsAfter(ctx, t, fetchSeq, 2);
+    const second = polls[1];
+    const got = second ? header(second, "if-none-match") : undefined;
+    t.expect(
+      carries(got, manifest.etag),
+      `item 54: polls after accepting manifestVersion ${manifest.manifestVersion} must send If-None-Match: ${manifest.etag}; got ${got === undefined ? "no If-None-Match" : `If-None-Match: ${got}`}`,
+    );
+    t.expect(second?.status === 304, `the instrumented WFM answered ${second?.status}, not 304`);
+  },
+});
+
+const persistsRestart = deviceCheck({
+  id: "device.manifest.state-persists-restart",
+  title:
+    "manifestVersion and ETag survive a restart: the first poll carries the ETag and a lower version is still refused",
+  requirements: ["device-054", "device-051"],
+  features: ["restart"],
+  timeoutMs: 60_000,
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    requireCompose(ctx, t);
+    if (!ctx.device.restart)
+      t.skip("the harness did not launch the device, so it cannot restart it");
+    const a = planDeployment(ctx, [runningPlan(ctx)]);
+    const { manifest, containers } = await deployRunning(ctx, t, a);
+    await ctx.wfm.waitFor(
+      t,
+      "a poll answered 304 (the device holds the manifest)",
+      () => ctx.wfm.requests().find((r) => isManifestGet(r) && r.status === 304),
+      10_000,
+    );
+    const from = lastSeq(ctx);
+    await ctx.device.restart(t);
+    const [first] = await pollsAfter(ctx, t, from, 1);
+    const got = first ? header(first, "if-none-match") : undefined;
+    t.expect(
+      carries(got, manifest.etag),
+      `item 54: after a restart the first poll must carry the persisted ETag ${manifest.etag}; got ${got === undefined ? "no If-None-Match" : `If-None-Match: ${got}`}`,
+    );
+    const b = planDeployment(ctx, [runningPlan(ctx)]);
+    ctx.wfm.inject({ kind: "manifest-version", version: manifest.manifestVersion });
+    const { fetchSeq } = await publishAndFetch(ctx, t, [a, b]);
+    await settleAfter(ctx, t, fetchSeq);
+    ctx.wfm.clearFaults();
+    const engine = requireCompose(ctx, t);
+    const now = await engine.containers(t);
+    const appeared = containersOf(now, b.deploymentId);
+    t.expect(
+      appeared.length === 0,
+      `item 54/51: after a restart a manifest reusing manifestVersion ${manifest.manifestVersion} (not above the persisted one) must be refused, but deployment ${b.deploymentId} appeared`,
+      { containers: appeared.map(brief) },
+    );
+    const running = new Set(now.filter(isRunning).map((c) => c.id));
+    t.note(
+      `containers of the accepted deployment still running after restart: ${containers.filter((c) => running.has(c.id)).length}/${containers.length}`,
+    );
+  },
+});
+
+const notFoundNotDeletion = deviceCheck({
+  id: "device.manifest.artifact-404-not-deletion",
+  title: "A 404 on a digest URL is not a deletion: the running workload stays",
+  requirements: ["device-055"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    const engine = requireCompose(ctx, t);
+    const a = planDeployment(ctx, [runningPlan(ctx)]);
+    const { containers } = await deployRunning(ctx, t, a);
+    // A new revision of the same deployment whose YAML (and bundle) cannot be fetched.
+    const revised = planDeployment(ctx, [runningPlan(ctx)], {
+      deploymentId: a.deploymentId,
+      name: `${a.name}-r2`,
+    });
+    ctx.wfm.inject({ kind: "artifact-404", deploymentId: a.deploymentId });
+    const { fetchSeq } = await publishAndFetch(ctx, t, [revised]);
+    await ctx.wfm.waitFor(
+      t,
+      "the device to request the new revision (answered 404)",
+      () =>
+        ctx.wfm.requests().find((r) => r.seq > fetchSeq && r.method === "GET" && r.status === 404),
+      10_000,
+    );
+    await settleAfter(ctx, t, fetchSeq);
+    ctx.wfm.clearFaults();
+    const now = await engine.containers(t);
+    const running = new Set(now.filter(isRunning).map((c) => c.id));
+    const gone = containers.filter((c) => isRunning(c) && !running.has(c.id));
+    t.expect(
+      gone.length === 0,
+      `item 55: a 404 on a digest URL must not be treated as deletion, but the running containers of deployment ${a.deploymentId} were stopped or removed: ${gone
+        .map((c) => c.name)
+        .join(", ")}`,
+      { now: containersOf(now, a.deploymentId).map(brief) },
+    );
+  },
+});
+
+const unknownKeysIgnored = deviceCheck({
+  id: "device.manifest.unknown-keys-ignored",
+  title: "Unknown parameter keys and x-extensions in an ApplicationDeployment are ignored",
+  requirements: ["device-056"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    requireCompose(ctx, t);
+    const a = planDeployment(ctx, [runningPlan(ctx)], {
+      extensions: true,
+      mutate: (doc) => {
+        // A parameter no description of the device's knowledge names, with an extra member.
+        doc.setIn(["spec", "parameters", "conformance-unknown-key"], {
+          value: "ignored",
+          targets: [{ pointer: "MARGO_CONFORMANCE_UNKNOWN", components: ["app"] }],
+        });
+        doc.setIn(["metadata", "labels"], { "conformance.margo.org/probe": "1" });
+      },
+    });
+    t.note("YAML carries x-conformance-extensions at spec, deploymentProfile and component level");
+    await deployRunning(ctx, t, a);
+  },
+});
+
+export const manifestChecks: Check<DeviceCtx>[] = [
+  rollbackRefused,
+  rollbackLogged,
+  deploymentDigestMismatch,
+  bundleDigestMismatch,
+  digestAlgorithm,
+  sizeBytesIgnored,
+  ifNoneMatch,
+  persistsRestart,
+  notFoundNotDeletion,
+  unknownKeysIgnored,
+];

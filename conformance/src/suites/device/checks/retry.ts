@@ -1,5 +1,105 @@
-/** device.retry checks (skeleton: filled in by H6). */
-import type { Check } from "../../../core/types.js";
-import type { DeviceCtx } from "../context.js";
+/**
+ * device.retry: how the device backs off when the WFM asks it to (digest 4.4, 9; item 86). The
+ * instrumented WFM answers one request with 429/503 + Retry-After; the gap to the device's next
+ * request of the same kind is measured at the WFM.
+ *
+ * Not checked: a non-retryable problem (retryable: false, backoffStrategy: none) on a status POST
+ * is not hammered. The instrumented WFM's faults only answer 429/503, and telling "not hammered"
+ * from a slow regular retry would need seconds of observation.
+ */
+import type { Check, CheckTools } from "../../../core/types.js";
+import type { DeviceCtx, RecordedRequest } from "../context.js";
+import {
+  deviceCheck,
+  isManifestGet,
+  lastSeq,
+  planDeployment,
+  publishAndFetch,
+  requireCompose,
+  runningPlan,
+} from "./support.js";
 
-export const retryChecks: Check<DeviceCtx>[] = [];
+const RETRY_AFTER_S = 2;
+/** Arrival times are taken at the WFM; a device that waits exactly Retry-After may land a hair early. */
+const TOLERANCE_MS = 50;
+
+async function measureGap(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  from: number,
+  status: 429 | 503,
+  same: (r: RecordedRequest) => boolean,
+  what: string,
+): Promise<void> {
+  const refused = await ctx.wfm.waitFor(
+    t,
+    `the device's ${what} answered ${status}`,
+    () => ctx.wfm.requests().find((r) => r.seq > from && same(r) && r.status === status),
+    15_000,
+  );
+  const next = await ctx.wfm.waitFor(
+    t,
+    `the device to retry its ${what} after Retry-After: ${RETRY_AFTER_S}`,
+    () => ctx.wfm.requests().find((r) => r.seq > refused.seq && same(r)),
+    RETRY_AFTER_S * 1000 + 10_000,
+  );
+  const gap = next.at - refused.at;
+  t.note(`${what}: ${status} at ${refused.at}, next attempt ${gap} ms later`);
+  t.expect(
+    gap >= RETRY_AFTER_S * 1000 - TOLERANCE_MS,
+    `item 86: after ${status} with Retry-After: ${RETRY_AFTER_S} the device must not retry its ${what} before ${RETRY_AFTER_S} s; it came back after ${gap} ms`,
+  );
+}
+
+function manifestRetry(status: 429 | 503) {
+  return deviceCheck({
+    id: `device.retry.manifest-retry-after-${status}`,
+    title: `No manifest poll before Retry-After elapsed after a ${status}`,
+    requirements: ["device-086"],
+    async run(ctx: DeviceCtx, t: CheckTools) {
+      const from = lastSeq(ctx);
+      ctx.wfm.inject({
+        kind: "http-status",
+        pathPrefix: "/api/v1/deployments",
+        method: "GET",
+        status,
+        retryAfterSeconds: RETRY_AFTER_S,
+        times: 1,
+      });
+      await measureGap(ctx, t, from, status, isManifestGet, "GET /api/v1/deployments");
+    },
+  });
+}
+
+function isStatusPost(r: RecordedRequest): boolean {
+  return (
+    r.method === "POST" &&
+    /^\/api\/v1\/deployments\/[^/]+\/status$/.test(r.path.split("?")[0] ?? "")
+  );
+}
+
+const statusRetry = deviceCheck({
+  id: "device.retry.status-retry-after-503",
+  title: "No status POST retry before Retry-After elapsed after a 503",
+  requirements: ["device-086"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    requireCompose(ctx, t);
+    const from = lastSeq(ctx);
+    ctx.wfm.inject({
+      kind: "http-status",
+      pathPrefix: "/api/v1/deployments/",
+      method: "POST",
+      status: 503,
+      retryAfterSeconds: RETRY_AFTER_S,
+      times: 1,
+    });
+    await publishAndFetch(ctx, t, [planDeployment(ctx, [runningPlan(ctx)])]);
+    await measureGap(ctx, t, from, 503, isStatusPost, "POST .../status");
+  },
+});
+
+export const retryChecks: Check<DeviceCtx>[] = [
+  manifestRetry(429),
+  manifestRetry(503),
+  statusRetry,
+];
