@@ -151,8 +151,18 @@ export async function startInstrumentedWfm(
     return n;
   };
 
-  const record = (req: IncomingMessage, body: Buffer, status: number, path: string) => {
+  /** TLS facts read when the request arrives: once the answer ends the socket may be gone. */
+  const tlsFacts = (req: IncomingMessage) => {
     const sock = req.socket as TLSSocket;
+    return { tlsProtocol: sock.getProtocol?.() ?? null, clientChainLength: chainLength(req) };
+  };
+  const record = (
+    req: IncomingMessage,
+    body: Buffer,
+    status: number,
+    path: string,
+    tls: ReturnType<typeof tlsFacts>,
+  ) => {
     const r: RecordedRequest = {
       seq: ++seq,
       at: Date.now(),
@@ -161,8 +171,7 @@ export async function startInstrumentedWfm(
       headers: { ...req.headers },
       body,
       status,
-      tlsProtocol: sock.getProtocol?.() ?? null,
-      clientChainLength: chainLength(req),
+      ...tls,
     };
     recorded.push(r);
     return r;
@@ -303,6 +312,7 @@ export async function startInstrumentedWfm(
   };
 
   management.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const tls = tlsFacts(req);
     void readBody(req).then(
       (body) => {
         const path = (req.url ?? "/").split("?")[0] ?? "/";
@@ -319,13 +329,14 @@ export async function startInstrumentedWfm(
         }
         // Recorded after answering so `status` is what the device actually got.
         // Synchronous after route(), so statuses/capabilities recorded there as seq + 1 match.
-        record(req, body, status, path);
+        record(req, body, status, path, tls);
       },
       () => res.destroy(),
     );
   });
 
   bundleServer.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const tls = tlsFacts(req);
     void readBody(req).then((body) => {
       const path = (req.url ?? "/").split("?")[0] ?? "/";
       let status: number;
@@ -338,7 +349,7 @@ export async function startInstrumentedWfm(
         res.end("not found");
         status = 404;
       }
-      record(req, body, status, path);
+      record(req, body, status, path, tls);
     });
   });
 
