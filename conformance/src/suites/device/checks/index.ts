@@ -4,18 +4,22 @@
  */
 import type { Check } from "../../../core/types.js";
 import type { DeviceCtx } from "../context.js";
+import { capabilityChecks } from "./capabilities.js";
 import { identityChecks } from "./identity.js";
+import { manifestChecks } from "./manifest.js";
+import { reconcileChecks } from "./reconcile.js";
+import { retryChecks } from "./retry.js";
+import { statusChecks } from "./status.js";
 import { transportChecks } from "./transport.js";
 import { trustChecks } from "./trust.js";
-
-// import { capabilityChecks } from "./capabilities.js";
-// import { manifestChecks } from "./manifest.js";
-// import { reconcileChecks } from "./reconcile.js";
-// import { statusChecks } from "./status.js";
-// import { retryChecks } from "./retry.js";
 
 export const deviceChecks: readonly Check<DeviceCtx>[] = [
   ...transportChecks,
   ...identityChecks,
   ...trustChecks,
+  ...capabilityChecks,
+  ...manifestChecks,
+  ...reconcileChecks,
+  ...statusChecks,
+  ...retryChecks,
 ];
