@@ -220,8 +220,7 @@ async function startReferenceWfm(p: {
     `self-conformance: reference WFM${p.mutant ? ` (mutant ${p.mutant})` : ""} on https://${host}:${listening.management.port}, trust :${listening.trust.port}, gRPC :${listening.grpc.port}`,
   );
   const ca = await issuingCa(join(dataDir, "identity"));
-  const wfmCli = `${WFM_BIN} --data-dir ${dataDir}`;
-  const operator = join(dataDir, "operator");
+    const operator = join(dataDir, "operator");
   return {
     child,
     section: {
@@ -231,8 +230,8 @@ async function startReferenceWfm(p: {
       bundleUrl: `https://${host}:${listening.trust.port}/.well-known/spiffe/bundle.json`,
       discoveryUrl: `https://${host}:${listening.trust.port}/.well-known/margo`,
       clients: {
-        provisionCommand: `${wfmCli} client add {clientId} --out {dir}`,
-        retireCommand: `${wfmCli} client remove {clientId}`,
+        provisionCommand: `${WFM_BIN} client add {clientId} --out {dir} --data-dir ${dataDir}`,
+        retireCommand: `${WFM_BIN} client remove {clientId} --data-dir ${dataDir}`,
       },
       ca,
       driver: {
