@@ -127,10 +127,19 @@ export interface InstrumentedWfm {
    * of the `untrusted-ca` identity (a rotation target: serve it in a bundle, items 21-22).
    */
   trustAnchorDer(which: "trusted" | "untrusted"): Buffer;
-  /** TLS handshakes that failed (device refused us or we refused it), oldest first. */
+  /**
+   * Connection attempts that carried no request, oldest first: TLS handshakes that failed (the
+   * device refused us or we refused it) and handshakes the client completed but then closed
+   * without a request (a client that checks the SPIFFE ID after the handshake). Connections the
+   * WFM cut itself (presentIdentity, reset) are not counted.
+   */
   tlsFailures(): Array<{ at: number; server: "management" | "bundle"; message: string }>;
-  /** Serve this SPIFFE bundle document at bundleUrl (default: the true anchors, sequence 1). */
-  serveBundle(doc: string): void;
+  /**
+   * Serve this SPIFFE bundle document at bundleUrl (default: the true anchors, sequence 1). It is
+   * always served with a strong ETag (304 on If-None-Match); `cacheControl` (default no-store) lets
+   * a check offer a long max-age that must not defer a due refresh (item 23).
+   */
+  serveBundle(doc: string, opts?: { cacheControl?: string }): void;
   requests(): RecordedRequest[];
   statuses(): ReceivedStatus[];
   /** Parsed capabilities bodies in receipt order. */

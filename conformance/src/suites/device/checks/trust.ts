@@ -1,4 +1,274 @@
-import type { Check } from "../../../core/types.js";
-import type { DeviceCtx } from "../context.js";
+/**
+ * device.trust: trust bundle refresh (items 20-23). The device is configured with the
+ * instrumented WFM's bundle endpoint (trust_bundle_url); the harness serves empty, rotated,
+ * regressed and decorated bundles and judges which server identity the device trusts afterwards,
+ * i.e. whether it talks to the WFM at all, never what it reports.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { encodeAnchorsBundle } from "@margo/proto/identity";
+import type { Check, CheckTools } from "../../../core/types.js";
+import type { DeviceCtx, RecordedRequest } from "../context.js";
+import { deviceCheck, pause } from "./support.js";
+import {
+  fetchedProbe,
+  isBundleGet,
+  isManagementRequest,
+  maxSeq,
+  publishProbe,
+  refusalWindow,
+} from "./tls-support.js";
 
-export const trustChecks: readonly Check<DeviceCtx>[] = [];
+/** Refresh hint the checks serve: short, so a refresh is due within a second. */
+const HINT_S = 1;
+/** Time the device gets for a due refresh: hint plus generous slack for jitter and a poll. */
+const REFRESH_MS = HINT_S * 1000 * 4 + 1000;
+
+function bundleDoc(
+  ctx: DeviceCtx,
+  roots: Array<"trusted" | "untrusted">,
+  sequence: bigint,
+): string {
+  return encodeAnchorsBundle(
+    roots.map((r) => ctx.wfm.trustAnchorDer(r)),
+    { sequence, refreshHintSeconds: HINT_S },
+  ).toString("utf8");
+}
+
+/** Wait for a bundle GET after seq (the device fetched what is served now). */
+function nextBundleGet(ctx: DeviceCtx, t: CheckTools, afterSeq: number, what: string) {
+  return ctx.wfm.waitFor(
+    t,
+    what,
+    () => ctx.wfm.requests().find((r) => r.seq > afterSeq && isBundleGet(r)),
+    REFRESH_MS,
+  );
+}
+
+/**
+ * Serve `first`, configure the device with the bundle URL and wait for its first retrieval: from
+ * then on the device holds `first` and refreshes every HINT_S.
+ */
+async function startRefreshing(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  first: string,
+): Promise<RecordedRequest> {
+  ctx.wfm.serveBundle(first);
+  const seq = maxSeq(ctx);
+  await ctx.device.configure(t, { withBundleUrl: true });
+  return nextBundleGet(
+    ctx,
+    t,
+    seq,
+    `the device's first GET of the trust bundle at trust_bundle_url ${ctx.wfm.bundleUrl}`,
+  );
+}
+
+/** Serve `doc` and wait until the device has fetched it (its next refresh), then cut connections. */
+async function rollOut(ctx: DeviceCtx, t: CheckTools, doc: string, what: string) {
+  const seq = maxSeq(ctx);
+  ctx.wfm.serveBundle(doc);
+  const got = await nextBundleGet(
+    ctx,
+    t,
+    seq,
+    `the device to refresh the trust bundle (${what}) at its spiffe_refresh_hint of ${HINT_S} s`,
+  );
+  t.note(`the device fetched the ${what} bundle (answer ${got.status})`);
+  // Let it process the document before judging which anchors it uses.
+  await pause(t, 200);
+}
+
+/** Present `kind` and show the device talks to the WFM (a Management Interface request) after. */
+async function talksTo(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  kind: "good" | "untrusted-ca",
+  failure: string,
+) {
+  const seq = maxSeq(ctx);
+  await ctx.wfm.presentIdentity(kind);
+  const r = await ctx.wfm
+    .waitFor(
+      t,
+      `a request of the device to the WFM presenting the ${kind} identity`,
+      () => ctx.wfm.requests().find((q) => q.seq > seq && isManagementRequest(q)),
+      10_000,
+    )
+    .catch(() => t.fail(failure, { tlsFailures: ctx.wfm.tlsFailures().slice(-5) }));
+  return r;
+}
+
+const emptyKept = deviceCheck({
+  id: "device.trust.empty-bundle-keeps-old",
+  title: "A bundle with no X.509 anchors is refused and the previous anchors stay in use",
+  requirements: ["device-021"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await startRefreshing(ctx, t, bundleDoc(ctx, ["trusted"], 1n));
+    await rollOut(
+      ctx,
+      t,
+      `{"keys":[],"spiffe_sequence":2,"spiffe_refresh_hint":${HINT_S}}`,
+      "empty",
+    );
+    // New connections only: an accepted empty bundle must not hide behind a live keep-alive.
+    const seq = maxSeq(ctx);
+    await ctx.wfm.presentIdentity("good");
+    const probe = publishProbe(ctx);
+    await ctx.wfm
+      .waitFor(
+        t,
+        "the device to fetch a new deployment with its previous anchors",
+        () => fetchedProbe(ctx, probe, seq),
+        15_000,
+      )
+      .catch(() =>
+        t.fail(
+          "after the bundle endpoint served a bundle with zero X.509 anchors the device no longer fetched from the WFM its previous anchors trust: item 21 requires refusing that bundle and keeping the previous one",
+          { tlsFailures: ctx.wfm.tlsFailures().slice(-5) },
+        ),
+      );
+  },
+});
+
+const replaces = deviceCheck({
+  id: "device.trust.rotation-replaces-anchors",
+  title: "An accepted bundle replaces the anchors (the old root is no longer trusted)",
+  requirements: ["device-022"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await startRefreshing(ctx, t, bundleDoc(ctx, ["trusted"], 1n));
+    await rollOut(ctx, t, bundleDoc(ctx, ["untrusted"], 2n), "rotated (new root only)");
+    await talksTo(
+      ctx,
+      t,
+      "untrusted-ca",
+      "after a rotated bundle (new root only, higher spiffe_sequence) the device did not trust the WFM's certificate from the new root: it did not accept a valid new bundle (item 22)",
+    );
+    const from = Date.now();
+    const seq = maxSeq(ctx);
+    await ctx.wfm.presentIdentity("good");
+    t.note("the WFM presents a certificate of the old root again");
+    await refusalWindow(ctx, t, from);
+    const through = ctx.wfm.requests().filter((r) => r.seq > seq && isManagementRequest(r));
+    t.expect(
+      through.length === 0,
+      `after rotating to a bundle holding only the new root the device still accepted a certificate of the old root (${through.length} request(s)): item 22 requires replacing the anchors, not merging them`,
+      { requests: through.map((r) => `${r.method} ${r.path}`) },
+    );
+  },
+});
+
+const regressed = deviceCheck({
+  id: "device.trust.regressed-sequence-refused",
+  title: "A bundle whose spiffe_sequence went backwards is refused",
+  requirements: ["device-023s"],
+  level: "SHOULD",
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await startRefreshing(ctx, t, bundleDoc(ctx, ["trusted"], 5n));
+    await rollOut(
+      ctx,
+      t,
+      bundleDoc(ctx, ["untrusted"], 3n),
+      "regressed (sequence 5 -> 3, new root)",
+    );
+    await talksTo(
+      ctx,
+      t,
+      "good",
+      "after a bundle with spiffe_sequence 3 (the device held 5) the device no longer trusted the WFM's certificate from the previous root: it accepted a regressed bundle (item 23 SHOULD reject it)",
+    );
+  },
+});
+
+const ignoresUnknown = deviceCheck({
+  id: "device.trust.ignores-unknown-and-jwt",
+  title: "Unknown bundle fields and jwt-svid keys are ignored; the x509-svid anchors are used",
+  requirements: ["device-020"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await startRefreshing(ctx, t, bundleDoc(ctx, ["trusted"], 1n));
+    const doc = JSON.parse(bundleDoc(ctx, ["untrusted"], 2n)) as {
+      keys: Array<Record<string, unknown>>;
+      [k: string]: unknown;
+    };
+    const jwt = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({
+      format: "jwk",
+    });
+    doc.keys = [
+      { ...jwt, use: "jwt-svid", kid: "conformance-jwt" },
+      ...doc.keys.map((k) => ({ ...k, "x-conformance-member": "ignore me" })),
+    ];
+    doc["x-conformance-unknown"] = { nested: [1, 2, 3] };
+    doc.spiffe_unknown_future_field = true;
+    await rollOut(
+      ctx,
+      t,
+      JSON.stringify(doc),
+      "decorated (jwt-svid key, unknown fields, new root)",
+    );
+    await talksTo(
+      ctx,
+      t,
+      "untrusted-ca",
+      "a bundle with a jwt-svid key and unknown members (x509-svid key of a new root, higher sequence) was not taken into use: item 20 requires ignoring unknown fields and jwt-svid keys",
+    );
+  },
+});
+
+/** Wait for two refreshes after the first retrieval and judge their spacing against the hint. */
+async function refreshesAtHint(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  cacheControl: string | undefined,
+  failWhy: string,
+) {
+  const first = await startRefreshing(ctx, t, bundleDoc(ctx, ["trusted"], 1n));
+  if (cacheControl) ctx.wfm.serveBundle(bundleDoc(ctx, ["trusted"], 1n), { cacheControl });
+  else ctx.wfm.serveBundle(bundleDoc(ctx, ["trusted"], 1n));
+  const second = await nextBundleGet(
+    ctx,
+    t,
+    first.seq,
+    `a refresh of the trust bundle within ${REFRESH_MS} ms (hint ${HINT_S} s)`,
+  ).catch(() => t.fail(failWhy));
+  t.note(
+    `refetched ${second.at - first.at} ms after the first retrieval (answer ${second.status})`,
+  );
+}
+
+const refreshHint = deviceCheck({
+  id: "device.trust.refresh-at-hint",
+  title: "The device refreshes the bundle at spiffe_refresh_hint",
+  requirements: ["device-023s"],
+  level: "SHOULD",
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await refreshesAtHint(
+      ctx,
+      t,
+      undefined,
+      `the bundle said spiffe_refresh_hint ${HINT_S} s but the device did not fetch it again within ${REFRESH_MS} ms (item 23 SHOULD refresh at the hint)`,
+    );
+  },
+});
+
+const cacheNoDefer = deviceCheck({
+  id: "device.trust.cache-does-not-defer-refresh",
+  title: "HTTP caching (max-age) does not defer a bundle refresh that is due",
+  requirements: ["device-023"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    await refreshesAtHint(
+      ctx,
+      t,
+      "max-age=3600",
+      `the bundle endpoint answered with Cache-Control: max-age=3600 and the bundle said spiffe_refresh_hint ${HINT_S} s; the device did not fetch again within ${REFRESH_MS} ms: item 23 forbids HTTP caching deferring a due refresh`,
+    );
+  },
+});
+
+export const trustChecks: readonly Check<DeviceCtx>[] = [
+  ignoresUnknown,
+  emptyKept,
+  replaces,
+  regressed,
+  refreshHint,
+  cacheNoDefer,
+];

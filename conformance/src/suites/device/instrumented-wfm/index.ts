@@ -15,7 +15,7 @@ import type {
   ServedDeployment,
   ServerIdentity,
 } from "../context.js";
-import { type BuiltManifest, buildManifest } from "./manifest.js";
+import { type BuiltManifest, buildManifest, sha256Digest } from "./manifest.js";
 import { createHarnessPki, type HarnessPki } from "./pki.js";
 
 /**
@@ -100,6 +100,7 @@ export async function startInstrumentedWfm(
   let highest = 1n;
   let current: BuiltManifest = buildManifest(1n, [], []);
   let bundleDoc = trustedBundle(1n);
+  let bundleCache = "no-store";
   let identity: ServerIdentity = "good";
 
   const contextFor = (kind: ServerIdentity, maxTls?: "TLSv1.1" | "TLSv1.2" | "TLSv1.3") => {
@@ -121,10 +122,32 @@ export async function startInstrumentedWfm(
   const bundleServer = createServer({ ...contextFor("good") });
 
   const sockets = new Set<Socket>();
+  const tlsSockets = new Set<TLSSocket>();
+  /** Requests per TLS connection, and whether the WFM cut it (then a silent close is ours). */
+  const usage = new WeakMap<Socket, { requests: number; cut: boolean }>();
   const track = (server: Server, name: "management" | "bundle") => {
     server.on("connection", (s: Socket) => {
       sockets.add(s);
       s.once("close", () => sockets.delete(s));
+    });
+    server.on("secureConnection", (s: TLSSocket) => {
+      const u = { requests: 0, cut: false };
+      usage.set(s, u);
+      tlsSockets.add(s);
+      s.once("close", () => {
+        tlsSockets.delete(s);
+        if (u.requests === 0 && !u.cut) {
+          tlsFailures.push({
+            at: Date.now(),
+            server: name,
+            message: "handshake completed, then the client closed without a request",
+          });
+        }
+      });
+    });
+    server.on("request", (req: IncomingMessage) => {
+      const u = usage.get(req.socket);
+      if (u) u.requests++;
     });
     server.on("tlsClientError", (err: Error) => {
       tlsFailures.push({ at: Date.now(), server: name, message: err.message });
@@ -341,9 +364,17 @@ export async function startInstrumentedWfm(
       const path = (req.url ?? "/").split("?")[0] ?? "/";
       let status: number;
       if (req.method === "GET" && path === BUNDLE_PATH) {
-        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
-        res.end(bundleDoc);
-        status = 200;
+        const etag = `"${sha256Digest(Buffer.from(bundleDoc))}"`;
+        const headers = { etag, "cache-control": bundleCache };
+        if (req.headers["if-none-match"] === etag) {
+          res.writeHead(304, headers);
+          res.end();
+          status = 304;
+        } else {
+          res.writeHead(200, { "content-type": "application/json", ...headers });
+          res.end(bundleDoc);
+          status = 200;
+        }
       } else {
         res.writeHead(404, { "content-type": "text/plain" });
         res.end("not found");
@@ -357,6 +388,11 @@ export async function startInstrumentedWfm(
   const bPort = await listen(bundleServer);
 
   const cutConnections = () => {
+    for (const s of tlsSockets) {
+      const u = usage.get(s);
+      if (u) u.cut = true;
+      s.destroy();
+    }
     for (const s of sockets) s.destroy();
   };
 
@@ -395,8 +431,9 @@ export async function startInstrumentedWfm(
     },
     trustAnchorDer: (which) => (which === "trusted" ? pki.root.certDer : pki.otherRoot.certDer),
     tlsFailures: () => [...tlsFailures],
-    serveBundle(doc) {
+    serveBundle(doc, o) {
       bundleDoc = doc;
+      bundleCache = o?.cacheControl ?? "no-store";
     },
     requests: () => [...recorded],
     statuses: () => [...statuses],
@@ -414,6 +451,7 @@ export async function startInstrumentedWfm(
       highest = 1n;
       current = buildManifest(1n, [], []);
       bundleDoc = trustedBundle(1n);
+      bundleCache = "no-store";
       if (identity !== "good") identity = "good";
       await wfm.presentIdentity("good");
     },
