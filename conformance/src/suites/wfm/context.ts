@@ -35,6 +35,12 @@ export interface WfmClient {
   readonly clientId: string;
   readonly credentials: Credentials;
   readonly wire: WireClient;
+  /**
+   * The first state manifest response read for this client, when the harness admitted it in
+   * this run and read its manifest before any check ran. Item 42's "the first manifest is 1" can
+   * only be judged on that response; without it (pre-provisioned clients) the check skips.
+   */
+  readonly firstManifest?: WireResponse;
 }
 
 /** One exact request on the Management Interface; every call is recorded as evidence on t. */

@@ -6,6 +6,12 @@
  * hash exact bytes. Nothing here judges; checks decide what is a fail.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { listFixtures } from "@margo/fixtures";
+import { OciClient, publishPackageDir } from "@margo/proto/oci";
+import { validatePackageDir } from "@margo/proto/package";
 import {
   type JsonObject,
   type JsonValue,
@@ -13,6 +19,7 @@ import {
   parseJson,
   parseYaml,
 } from "@margo/proto/wire";
+import { parse as parseYamlText, stringify as stringifyYamlText } from "yaml";
 import type { Check, CheckTools, Level } from "../../../core/types.js";
 import type { WfmClient, WfmCtx, WireClient, WireResponse } from "../context.js";
 
@@ -67,6 +74,11 @@ export function problemType(res: WireResponse): string | undefined {
   if (v === undefined || v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
   const type = (v as JsonObject).type;
   return typeof type === "string" ? type : undefined;
+}
+
+/** The body parsed as JSON (lossless), or undefined when it is not JSON. */
+export function parseBody(res: WireResponse): JsonValue | undefined {
+  return parseJson(res.body).value;
 }
 
 /** True when `type` is the Margo problem type with this fragment (e.g. "device-not-found"). */
@@ -375,4 +387,149 @@ export async function fetchDeploymentYaml(
     parsed.problems,
   );
   return { res, tree: parsed.value as JsonObject };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The extension variant package (items 61, 62, 83)
+
+/**
+ * What the extension variant carries, so checks compare against the same values the package was
+ * built with. A helm profile comes first so a WFM that ignores the requested profile type shows.
+ */
+export const EXTENSION_VARIANT = {
+  applicationId: "conformance-ext",
+  version: "1.0.0",
+  composeComponents: ["hello"],
+  rootExtension: [
+    "x-conformance-root-extensions",
+    { marker: "root-extension-must-not-reach-devices" },
+  ] as const,
+  profileExtension: [
+    "x-conformance-profile-extensions",
+    { level: "profile", weights: [1, 2, 3], nested: { on: true } },
+  ] as const,
+  componentExtension: [
+    "x-conformance-component-extensions",
+    { level: "component", note: "copied verbatim" },
+  ] as const,
+};
+
+/** The parts of a fixture description the variant rewrites. */
+interface FixtureDoc {
+  apiVersion: string;
+  metadata: Record<string, unknown>;
+  deploymentProfiles: Array<
+    {
+      id: string;
+      components: Array<
+        { name: string; properties: { repository: string } } & Record<string, unknown>
+      >;
+    } & Record<string, unknown>
+  >;
+}
+
+/** The variant could not be built or pushed (environment, not the WFM). */
+export class VariantPushError extends Error {
+  override readonly name = "VariantPushError";
+}
+
+const variantPushes = new Map<string, Promise<string>>();
+
+/** `<registry>` of a package reference `<registry>/<repo>:<tag>`. */
+function registryOfReference(ref: string): string {
+  const host = ref.split("/")[0];
+  if (!host) throw new VariantPushError(`cannot read the registry of ${ref}`);
+  return host;
+}
+
+function isLoopback(registry: string): boolean {
+  const host = registry.replace(/:\d+$/, "");
+  return host === "localhost" || host.startsWith("127.") || host === "[::1]";
+}
+
+/**
+ * Builds the variant package in a temp dir from the compose-single fixture (compose profile with
+ * profile and component extensions, a root extension) plus helm-app's chart as a first, helm
+ * profile, validates it and pushes it next to the harness's fixtures, once per registry.
+ */
+async function pushVariant(registry: string): Promise<string> {
+  const valid = listFixtures().valid;
+  const single = valid.find((f) => f.name === "compose-single");
+  const helm = valid.find((f) => f.name === "helm-app");
+  if (!single || !helm) throw new VariantPushError("fixtures compose-single/helm-app missing");
+  const dir = await mkdtemp(join(tmpdir(), "margo-conf-ext-"));
+  try {
+    await cp(single.dir, dir, { recursive: true });
+    await cp(join(helm.dir, "components", "hello-web"), join(dir, "components", "hello-web"), {
+      recursive: true,
+    });
+    const doc = parseYamlText(await readFile(join(dir, "margo.yaml"), "utf8")) as FixtureDoc;
+    const base = `oci://${registry}/margo-conformance/${EXTENSION_VARIANT.applicationId}`;
+    const compose = doc.deploymentProfiles[0];
+    const component = compose?.components[0];
+    if (!compose || !component) throw new VariantPushError("compose-single has no component");
+    compose.id = `${EXTENSION_VARIANT.applicationId}-compose`;
+    compose[EXTENSION_VARIANT.profileExtension[0]] = EXTENSION_VARIANT.profileExtension[1];
+    component.properties.repository = `${base}/${component.name}`;
+    component[EXTENSION_VARIANT.componentExtension[0]] = EXTENSION_VARIANT.componentExtension[1];
+    const variant = {
+      apiVersion: doc.apiVersion,
+      id: EXTENSION_VARIANT.applicationId,
+      metadata: {
+        ...doc.metadata,
+        name: "Conformance extensions",
+        version: EXTENSION_VARIANT.version,
+      },
+      deploymentProfiles: [
+        {
+          type: "helm",
+          id: `${EXTENSION_VARIANT.applicationId}-helm`,
+          components: [
+            {
+              name: "hello-web",
+              properties: { repository: `${base}/hello-web`, revision: "0.3.0", wait: true },
+            },
+          ],
+        },
+        compose,
+      ],
+      [EXTENSION_VARIANT.rootExtension[0]]: EXTENSION_VARIANT.rootExtension[1],
+    };
+    await writeFile(join(dir, "margo.yaml"), stringifyYamlText(variant));
+    const checked = await validatePackageDir(dir);
+    const bad = checked.problems.filter((x) => x.severity === "error");
+    if (bad.length)
+      throw new VariantPushError(
+        `the extension variant does not validate: ${bad.map((b) => `${b.rule} ${b.message}`).join("; ")}`,
+      );
+    const client = new OciClient({ registry, plainHttp: isLoopback(registry) });
+    const pub = await publishPackageDir(client, dir, {
+      packageRepo: `margo-conformance/${EXTENSION_VARIANT.applicationId}/package`,
+    });
+    return `${registry}/${pub.pkg.repository}:${pub.pkg.tag}`;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * publishExtensionVariant pushes the variant (once per process) and publishes it through the
+ * driver (every call: a reset before the check may have forgotten the catalogue). A refusal by
+ * the WFM surfaces as WfmDriverRefused, which item 83 judges.
+ */
+export async function publishExtensionVariant(
+  ctx: WfmCtx,
+  t: CheckTools,
+): Promise<{ applicationId: string; version: string }> {
+  const apps = await ctx.apps(t);
+  const registry = registryOfReference(apps.single.ociReference);
+  let p = variantPushes.get(registry);
+  if (!p) {
+    p = pushVariant(registry);
+    variantPushes.set(registry, p);
+    p.catch(() => variantPushes.delete(registry));
+  }
+  const ref = await p;
+  const published = await ctx.driver.publish(ref, isLoopback(registry));
+  return { applicationId: published.applicationId, version: published.version };
 }
