@@ -62,7 +62,7 @@ const firstExchange = deviceCheck({
 const hostingFields = deviceCheck({
   id: "device.capabilities.hosting-fields",
   title:
-    "A workload-hosting device reports a valid body with otelCollector true, runtimes, deployment types, cpus, memory, storage, peripherals and interfaces",
+    "A workload-hosting device reports a valid body with otelCollector true, runtimes, deployment types, cpus, memory and storage (peripherals and interfaces as lists when present)",
   requirements: ["device-030"],
   async run(ctx: DeviceCtx, t: CheckTools) {
     const id = ctx.device.deviceId;
@@ -92,7 +92,10 @@ const hostingFields = deviceCheck({
       if (!Array.isArray(v) || v.length === 0) missing.push(`${k} must list at least one entry`);
     }
     for (const k of ["peripherals", "interfaces"]) {
-      if (!Array.isArray(p[k])) missing.push(`${k} must be present (an array, possibly empty)`);
+      // The OpenAPI does not require them, and an absent list tells the WFM what an empty one
+      // does (no such hardware): absent is read as none; anything else must be a list.
+      if (p[k] === undefined) t.note(`${k} absent: read as none`);
+      else if (!Array.isArray(p[k])) missing.push(`${k} must be an array`);
     }
     for (const k of ["memory", "storage"]) {
       if (typeof p[k] !== "string" || p[k] === "") missing.push(`${k} must be present`);
