@@ -323,14 +323,23 @@ export async function runCheck(
     }
     await check.run(session.ctx, handle.tools);
   })();
+  // A check abandoned at its timeout may still reject later; that must not crash the process.
+  body.catch(() => {});
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abort.abort(new CheckTimeout(timeoutMs));
       reject(new CheckTimeout(timeoutMs));
     }, timeoutMs);
   });
+  // A run stopped from outside (Ctrl-C) must not wait for a check that ignores its signal.
+  let onRunAbort: (() => void) | undefined;
+  const runAborted = new Promise<never>((_, reject) => {
+    onRunAbort = () => reject(new RunAborted(rc.signal?.reason));
+    rc.signal?.addEventListener("abort", onRunAbort, { once: true });
+  });
   try {
-    await Promise.race([body, timeout]);
+    await Promise.race([body, timeout, runAborted]);
+    if (rc.signal?.aborted) throw new RunAborted(rc.signal.reason);
   } catch (err) {
     if (err instanceof CheckFailed) {
       outcome = "fail";
@@ -339,7 +348,7 @@ export async function runCheck(
     } else if (err instanceof CheckSkipped) {
       outcome = "skip";
       message = err.message || "skipped without a reason (check bug)";
-    } else if (err instanceof CheckTimeout) {
+    } else if (err instanceof CheckTimeout || err instanceof RunAborted) {
       outcome = "error";
       message = err.message;
       // Give the check a moment to see the aborted signal so it does not overlap the next one.
@@ -352,11 +361,10 @@ export async function runCheck(
     }
   } finally {
     clearTimeout(timer);
+    if (onRunAbort) rc.signal?.removeEventListener("abort", onRunAbort);
+    runAborted.catch(() => {});
     unlink();
     handle.seal();
-  }
-  if (rc.signal?.aborted && outcome === "error" && !(message ?? "").includes("timed out")) {
-    message = `run aborted: ${message}`;
   }
   const notes = handle.notes();
   const dropped = handle.droppedEvidence();
@@ -372,6 +380,16 @@ export async function runCheck(
   if (message !== undefined) result.message = message;
   if (details !== undefined) result.details = details;
   return result;
+}
+
+/** The whole run was stopped while this check ran: an error, no verdict. */
+class RunAborted extends Error {
+  override readonly name = "RunAborted";
+  constructor(reason: unknown) {
+    super(
+      `run aborted while this check ran (${reason instanceof Error ? reason.message : String(reason)})`,
+    );
+  }
 }
 
 /** A suite's beforeEach (reset) threw: reported as an error naming that step. */
