@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createCheckTools, diffValues } from "./tools.js";
-import { CheckFailed, CheckSkipped } from "./types.js";
+import { CheckFailed, CheckSkipped, type CheckTools } from "./types.js";
 
 describe("CheckTools", () => {
   it("fail/expect throw CheckFailed, skip throws CheckSkipped", () => {
@@ -12,7 +12,7 @@ describe("CheckTools", () => {
   });
 
   it("expectEqual compares in JSON terms and names each difference by pointer", () => {
-    const { tools } = createCheckTools({ signal: new AbortController().signal });
+    const tools: CheckTools = createCheckTools({ signal: new AbortController().signal }).tools;
     expect(() => tools.expectEqual({ b: 1, a: [1n] }, { a: ["1"], b: 1 }, "same")).not.toThrow();
     try {
       tools.expectEqual(
