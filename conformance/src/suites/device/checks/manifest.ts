@@ -24,17 +24,49 @@ import {
 } from "./support.js";
 
 /**
- * Previous state kept: every container of `before` still running (same container ids), none of
- * `refused` present, and (when the device reports one) the accepted manifestVersion unchanged.
+ * Previous state kept, judged on what the device holds (GetState: the refused deployments are not
+ * among its deployments, the accepted one still is, manifestVersion unchanged) and on the engine
+ * (nothing of the refused deployments runs, the accepted containers still run, same ids). The
+ * held state is the sharper signal: applying a manifest takes seconds on the engine, holding it
+ * does not.
  */
 async function expectStateKept(
   ctx: DeviceCtx,
   t: CheckTools,
   item: string,
-  before: { plan: PlannedDeployment; containers: EngineContainer[]; version: bigint },
+  before: {
+    plan: PlannedDeployment;
+    containers: EngineContainer[];
+    version: bigint;
+    /** Deployment ids GetState listed before the refused manifest was served. */
+    held: string[];
+  },
   refused: PlannedDeployment[],
 ): Promise<void> {
   const engine = requireCompose(ctx, t);
+  const state = await ctx.device.getState(t);
+  const held = state.deployments.map((d) => d.deploymentId);
+  const taken = refused.filter((p) => held.includes(p.deploymentId));
+  t.expect(
+    taken.length === 0,
+    `${item}: the refused manifest must not be applied, but the device now holds its deployment(s) ${taken
+      .map((p) => p.deploymentId)
+      .join(", ")} (GetState)`,
+    { deployments: state.deployments },
+  );
+  if (before.held.includes(before.plan.deploymentId)) {
+    t.expect(
+      held.includes(before.plan.deploymentId),
+      `${item}: the previous state must be kept, but the device dropped deployment ${before.plan.deploymentId} (accepted in manifestVersion ${before.version}) from its state (GetState)`,
+      { deployments: state.deployments },
+    );
+  }
+  if (state.manifestVersion !== undefined) {
+    t.expect(
+      state.manifestVersion === before.version,
+      `${item}: the device must keep manifestVersion ${before.version}, but GetState reports ${state.manifestVersion}`,
+    );
+  }
   const now = await engine.containers(t);
   const appeared = refused.flatMap((p) => containersOf(now, p.deploymentId));
   t.expect(
@@ -56,13 +88,6 @@ async function expectStateKept(
       now: containersOf(now, before.plan.deploymentId).map(brief),
     },
   );
-  const state = await ctx.device.getState(t);
-  if (state.manifestVersion !== undefined) {
-    t.expect(
-      state.manifestVersion === before.version,
-      `${item}: the device must keep manifestVersion ${before.version}, but GetState reports ${state.manifestVersion}`,
-    );
-  }
 }
 
 /**
@@ -82,6 +107,7 @@ async function refusedUpdate(
   const refused = Array.from({ length: opts.newCount ?? 1 }, () =>
     planDeployment(ctx, [runningPlan(ctx)]),
   );
+  const held = (await ctx.device.getState(t)).deployments.map((d) => d.deploymentId);
   for (const f of faults(refused, manifest.manifestVersion)) ctx.wfm.inject(f);
   const { fetchSeq } = await publishAndFetch(ctx, t, opts.keepA ? [a, ...refused] : refused);
   await settleAfter(ctx, t, fetchSeq);
@@ -96,7 +122,7 @@ async function refusedUpdate(
     ctx,
     t,
     item,
-    { plan: a, containers: containers.filter(isRunning), version: manifest.manifestVersion },
+    { plan: a, containers: containers.filter(isRunning), version: manifest.manifestVersion, held },
     refused,
   );
   return { fetched };
@@ -275,6 +301,12 @@ const persistsRestart = deviceCheck({
     const { fetchSeq } = await publishAndFetch(ctx, t, [a, b]);
     await settleAfter(ctx, t, fetchSeq);
     ctx.wfm.clearFaults();
+    const state = await ctx.device.getState(t);
+    t.expect(
+      !state.deployments.some((d) => d.deploymentId === b.deploymentId) &&
+        (state.manifestVersion === undefined || state.manifestVersion === manifest.manifestVersion),
+      `item 54/51: after a restart a manifest reusing manifestVersion ${manifest.manifestVersion} (not above the persisted one) must be refused, but the device took it (GetState: manifestVersion ${state.manifestVersion}, deployments ${state.deployments.map((d) => d.deploymentId).join(", ")})`,
+    );
     const engine = requireCompose(ctx, t);
     const now = await engine.containers(t);
     const appeared = containersOf(now, b.deploymentId);
