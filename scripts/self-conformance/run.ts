@@ -63,8 +63,14 @@ const HARNESS_BIN = join(REPO_ROOT, "conformance/bin/margo-conformance");
 const LAUNCH_AGENT = join(REPO_ROOT, "scripts/self-conformance/launch-agent.sh");
 const REGISTRY = process.env.MARGO_REGISTRY ?? "127.0.0.1:5000";
 const FIXTURE_IMAGE = process.env.MARGO_FIXTURE_IMAGE ?? `${REGISTRY}/margo-fixtures/busybox:1`;
-/** A published fixture package the package suite reads over OCI (the other sources are folders). */
-const FIXTURE_PACKAGE_REF = `${REGISTRY}/margo-fixtures/compose-multi/package:2.1.0`;
+/**
+ * Published fixture packages the package suite reads over OCI (the folders are read too): one
+ * Compose and the Helm one, so the OCI checks of both component kinds apply.
+ */
+const FIXTURE_PACKAGE_REFS = [
+  `${REGISTRY}/margo-fixtures/compose-multi/package:2.1.0`,
+  `${REGISTRY}/margo-fixtures/helm-app/package:0.3.0`,
+];
 const ALL_SUITES: SuiteName[] = ["wfm", "device", "package"];
 const WFM_TRUST_DOMAIN = "self.conformance.test";
 const WFM_ID = "ref-wfm";
@@ -220,7 +226,7 @@ async function startReferenceWfm(p: {
     `self-conformance: reference WFM${p.mutant ? ` (mutant ${p.mutant})` : ""} on https://${host}:${listening.management.port}, trust :${listening.trust.port}, gRPC :${listening.grpc.port}`,
   );
   const ca = await issuingCa(join(dataDir, "identity"));
-    const operator = join(dataDir, "operator");
+  const operator = join(dataDir, "operator");
   return {
     child,
     section: {
@@ -307,7 +313,7 @@ export function harnessConfig(p: {
         join(REPO_ROOT, "fixtures/apps/compose-single"),
         join(REPO_ROOT, "fixtures/apps/compose-multi"),
         join(REPO_ROOT, "fixtures/apps/helm-app"),
-        FIXTURE_PACKAGE_REF,
+        ...FIXTURE_PACKAGE_REFS,
       ],
     };
   }
@@ -381,15 +387,19 @@ async function ensureFixturesPublished(
     }
   }
   if (suites.includes("package")) {
-    const [repo, tag] = splitRef(FIXTURE_PACKAGE_REF);
-    const ok = await fetch(`http://${REGISTRY}/v2/${repo}/manifests/${tag}`, {
-      method: "HEAD",
-      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
-    })
-      .then((r) => r.ok)
-      .catch(() => false);
-    if (!ok) {
-      log(`self-conformance: ${FIXTURE_PACKAGE_REF} not in the registry; publishing the fixtures`);
+    const missing: string[] = [];
+    for (const ref of FIXTURE_PACKAGE_REFS) {
+      const [repo, tag] = splitRef(ref);
+      const ok = await fetch(`http://${REGISTRY}/v2/${repo}/manifests/${tag}`, {
+        method: "HEAD",
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      })
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (!ok) missing.push(ref);
+    }
+    if (missing.length > 0) {
+      log(`self-conformance: ${missing.join(", ")} not in the registry; publishing the fixtures`);
       const r = await runToEnd(
         "npx",
         ["tsx", join(REPO_ROOT, "scripts/publish-fixtures.ts"), "--json"],
