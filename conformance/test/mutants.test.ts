@@ -83,7 +83,7 @@ describe("mutant matrix", () => {
     process.stderr.write(
       `mutant matrix: ${selected.length} mutant(s) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
-  }, 600_000);
+  }, 1_800_000);
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });

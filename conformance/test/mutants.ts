@@ -31,7 +31,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "wfm",
     family: "wfm.transport",
     requirement: "wfm-002",
-    mustFail: ["wfm.transport.tls13-default"],
+    mustFail: ["wfm.transport.tls13-by-default"],
   },
   {
     side: "wfm",
@@ -39,7 +39,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "wfm",
     family: "wfm.identity",
     requirement: "wfm-007",
-    mustFail: ["wfm.identity.retired-client-refused"],
+    mustFail: ["wfm.identity.unaccepted-client-denied"],
   },
   {
     side: "wfm",
@@ -47,7 +47,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "wfm",
     family: "wfm.errors",
     requirement: "wfm-084",
-    mustFail: ["wfm.errors.problem-content-type"],
+    mustFail: ["wfm.errors.problem-json-shape"],
   },
   {
     side: "wfm",
@@ -55,15 +55,15 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "wfm",
     family: "wfm.isolation",
     requirement: "wfm-005",
-    mustFail: ["wfm.isolation.foreign-yaml-404"],
+    mustFail: ["wfm.isolation.artifacts-scoped"],
   },
   {
     side: "wfm",
-    name: "capabilities-put-always-200",
+    name: "child-before-parent-accepted",
     suite: "wfm",
     family: "wfm.capabilities",
-    requirement: "wfm-026",
-    mustFail: ["wfm.capabilities.put-create-201"],
+    requirement: "wfm-027",
+    mustFail: ["wfm.capabilities.child-before-parent-404"],
   },
   {
     side: "wfm",
@@ -95,7 +95,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "wfm",
     family: "wfm.artifacts",
     requirement: "wfm-047",
-    mustFail: ["wfm.artifacts.yaml-headers"],
+    mustFail: ["wfm.artifacts.immutable-caching"],
   },
   {
     side: "wfm",
@@ -136,7 +136,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "device",
     family: "device.identity",
     requirement: "device-008",
-    mustFail: ["device.identity.wrong-wfm-id-refused"],
+    mustFail: ["device.identity.refuses-wrong-wfm-id"],
   },
   {
     side: "agent",
@@ -144,7 +144,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     suite: "device",
     family: "device.trust",
     requirement: "device-022",
-    mustFail: ["device.trust.bundle-replaced-not-merged"],
+    mustFail: ["device.trust.rotation-replaces-anchors"],
   },
   {
     side: "agent",

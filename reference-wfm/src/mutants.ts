@@ -37,10 +37,10 @@ export const WFM_MUTANTS = {
     family: "wfm.isolation",
     why: "a deployment YAML is served to any client that names its id and digest, not only its owner",
   },
-  "capabilities-put-always-200": {
-    requirement: "wfm-026",
+  "child-before-parent-accepted": {
+    requirement: "wfm-027",
     family: "wfm.capabilities",
-    why: "a capabilities PUT answers 200 even when it created the device (201 expected)",
+    why: "a child deviceId (gw/child) is registered before its gateway instead of 404 #gateway-not-found",
   },
   "etag-not-body-digest": {
     requirement: "wfm-039",

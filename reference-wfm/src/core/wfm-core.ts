@@ -190,7 +190,8 @@ export async function createWfmCore(deps: WfmCoreDeps): Promise<WfmCore> {
       const slash = deviceId.indexOf("/");
       // The gateway is the first segment; intermediate path segments need not be devices
       // (digest 8: gateway1/path1/deviceA). The store checks it inside the write (item 27).
-      const requireParent = slash > 0 ? deviceId.slice(0, slash) : undefined;
+      const requireParent =
+        slash > 0 && !mutant("child-before-parent-accepted") ? deviceId.slice(0, slash) : undefined;
       return store.putDevice(
         { clientId, deviceId, capabilities: Buffer.from(body), receivedAt: now() },
         requireParent !== undefined ? { requireParent } : {},

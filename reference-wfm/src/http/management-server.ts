@@ -356,7 +356,7 @@ export async function startManagementServer(
         const body = await readJsonBody(req, res, instance);
         if (!body) return;
         const { created } = await core.putCapabilities(clientId, op.deviceId, body);
-        send(res, created && !mutant("capabilities-put-always-200") ? 201 : 200, {});
+        send(res, created ? 201 : 200, {});
         return;
       }
       case "deleteCapabilities": {
