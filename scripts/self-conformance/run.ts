@@ -92,14 +92,23 @@ export async function runSelfConformance(
   const composeHostIndex = opts.composeHostIndex ?? loopbackIndex;
   await ensureFixturesPublished(suites, log);
 
+  // Logs go beside the reports (they explain a red run); the scratch folder (WFM data, config)
+  // always goes: the mutant matrix runs this dozens of times with intended failures.
+  const logDir = join(outDir, "logs");
+  await mkdir(logDir, { recursive: true });
   const work = await mkdtemp(join(tmpdir(), "margo-self-"));
   let wfm: ChildProcess | undefined;
-  let keepWork = true;
   try {
     const needsWfm = suites.includes("wfm");
     let wfmSection: ConformanceConfig["wfm"];
     if (needsWfm) {
-      const started = await startReferenceWfm({ work, loopbackIndex, mutant: opts.wfmMutant, log });
+      const started = await startReferenceWfm({
+        work,
+        logDir,
+        loopbackIndex,
+        mutant: opts.wfmMutant,
+        log,
+      });
       wfm = started.child;
       wfmSection = started.section;
     }
@@ -111,30 +120,29 @@ export async function runSelfConformance(
       agentMutant: opts.agentMutant,
       composeHostIndex,
     });
-    const configFile = join(work, "conformance.yaml");
+    const configFile = join(logDir, "conformance.yaml");
     await writeFile(configFile, stringify(config));
     log(`self-conformance: harness config ${configFile}; suites ${suites.join(", ")}`);
 
-    const exitCode = await runHarness(configFile, outDir, opts.quiet ?? false, work);
+    const exitCode = await runHarness(configFile, outDir, opts.quiet ?? false, logDir);
     const reportFile = join(outDir, "report.json");
     if (!existsSync(reportFile)) {
       throw new SelfConformanceError(
-        `the harness exited ${exitCode} without writing ${reportFile}; its output is in ${join(work, "harness.log")}`,
+        `the harness exited ${exitCode} without writing ${reportFile}; its output is in ${join(logDir, "harness.log")}`,
       );
     }
     const report = JSON.parse(await readFile(reportFile, "utf8")) as RunReport;
-    keepWork = exitCode !== 0;
-    if (keepWork) log(`self-conformance: logs kept in ${work}`);
     return { exitCode, report, durationMs: Date.now() - t0 };
   } finally {
     if (wfm) await stopChild(wfm, "margo-wfm serve");
-    if (!keepWork) await rm(work, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   }
 }
 
 /** `margo-wfm init` then `serve --json`; resolves once it printed its listening line. */
 async function startReferenceWfm(p: {
   work: string;
+  logDir: string;
   loopbackIndex: number;
   mutant: string | undefined;
   log(line: string): void;
@@ -177,7 +185,7 @@ async function startReferenceWfm(p: {
   });
   live.add(child);
   child.on("exit", () => live.delete(child));
-  const logFile = join(p.work, "wfm.log");
+  const logFile = join(p.logDir, "wfm.log");
   const { createWriteStream } = await import("node:fs");
   const sink = createWriteStream(logFile);
   child.stderr?.pipe(sink);
@@ -320,19 +328,19 @@ export function harnessConfig(p: {
   return config;
 }
 
-/** `margo-conformance run`: progress to our stderr (unless quiet) and to harness.log. */
+/** `margo-conformance run`: progress to our stderr (unless quiet) and to <logDir>/harness.log. */
 async function runHarness(
   configFile: string,
   outDir: string,
   quiet: boolean,
-  work: string,
+  logDir: string,
 ): Promise<number> {
   if (!existsSync(HARNESS_BIN)) {
     throw new SelfConformanceError(`${HARNESS_BIN} is missing: the harness CLI has not landed`);
   }
   await mkdir(outDir, { recursive: true });
   const { createWriteStream } = await import("node:fs");
-  const sink = createWriteStream(join(work, "harness.log"));
+  const sink = createWriteStream(join(logDir, "harness.log"));
   const child = spawn(HARNESS_BIN, ["run", "--config", configFile, "--out", outDir], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
