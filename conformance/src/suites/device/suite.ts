@@ -3,9 +3,9 @@
  * trust domain, fault injection), provisions the device through DeviceDriverService, and judges
  * what the device did on the wire and what really runs on a fresh Compose host.
  */
-import { access } from "node:fs/promises";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import type { DeviceSuiteConfig } from "../../config/types.js";
+import { createCheckTools } from "../../core/tools.js";
 import {
   type Check,
   type CheckTools,
@@ -15,6 +15,7 @@ import {
   SuiteUnavailable,
 } from "../../core/types.js";
 import { type ComposeHost, startComposeHost } from "../../runtime/compose-host.js";
+import { kindAvailable, startKindCluster } from "../../runtime/kind.js";
 import { deviceChecks } from "./checks/index.js";
 import { defaultComponentImage, publishTestComponents } from "./components.js";
 import type { DeviceCtx, TestComponents } from "./context.js";
@@ -37,20 +38,6 @@ function registryOf(config: DeviceSuiteConfig): { address: string; plainHttp: bo
     address: r?.address ?? process.env.MARGO_REGISTRY ?? "127.0.0.1:5000",
     plainHttp: r?.plainHttp ?? true,
   };
-}
-
-/** True when `kind` is an executable on PATH (Helm devices need a cluster). */
-export async function kindOnPath(): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(join(dir, "kind"));
-      return true;
-    } catch {
-      // Not in this folder.
-    }
-  }
-  return false;
 }
 
 /** Components left unset when the device cannot run Compose: checks using them skip by feature. */
@@ -88,12 +75,29 @@ async function open(config: DeviceSuiteConfig, io: SuiteIo): Promise<SuiteSessio
       dockerHost = host.dockerHost;
     }
 
+    // A Helm device needs a cluster before it starts (its kubeconfig goes into the launch env).
+    let kubeconfig: string | undefined;
+    let helmUnavailable: string | undefined;
+    const kind = kindAvailable();
+    if (!config.helm.enabled) helmUnavailable = "device.helm.enabled is false: no kind cluster";
+    else if (!kind.ok) helmUnavailable = kind.reason;
+    else {
+      io.log("starting a kind cluster for Helm deployments");
+      const cluster = await startKindCluster({
+        name: `margo-conf-${process.pid}`,
+        workDir: join(io.workDir, "kind"),
+      });
+      cleanups.push(() => cluster.stop());
+      kubeconfig = cluster.kubeconfig;
+    }
+
     let launched: LaunchedDevice | undefined;
     if (config.launch) {
       launched = await launchDevice({
         launch: config.launch,
         workDir: io.workDir,
         ...(dockerHost ? { dockerHost } : {}),
+        ...(kubeconfig ? { kubeconfig } : {}),
         log: io.log,
       });
       const l = launched;
@@ -114,19 +118,7 @@ async function open(config: DeviceSuiteConfig, io: SuiteIo): Promise<SuiteSessio
       }
       return client;
     };
-    const about = await currentClient().waitReady(config.launch?.readyTimeoutMs ?? DRIVER_READY_MS);
-    const info = implementationInfo(about, addressNow(), launched ? [FEATURE_RESTART] : []);
-    io.log(
-      `device under test: ${info.vendor} ${info.product} ${info.version} (${info.margoVersion}); features ${info.features.join(", ")}`,
-    );
-
-    const compose = about.supportedDeploymentTypes.includes("compose");
-    const helm = about.supportedDeploymentTypes.includes("helm");
-    if (!compose && helm && !(config.helm.enabled && (await kindOnPath()))) {
-      throw new SuiteUnavailable(
-        "the device supports only Helm deployments and kind is not on PATH (or device.helm.enabled is false): no cluster to deploy to",
-      );
-    }
+    let about = await currentClient().waitReady(config.launch?.readyTimeoutMs ?? DRIVER_READY_MS);
 
     const wfm: RunningInstrumentedWfm = await startInstrumentedWfm({
       trustDomain: config.trustDomain,
@@ -134,14 +126,6 @@ async function open(config: DeviceSuiteConfig, io: SuiteIo): Promise<SuiteSessio
     });
     cleanups.push(() => wfm.close());
     io.log(`instrumented WFM at ${wfm.url} (${wfm.spiffeId}), bundle at ${wfm.bundleUrl}`);
-
-    const components = compose
-      ? await publishTestComponents({
-          registry: registry.address,
-          plainHttp: registry.plainHttp,
-          image,
-        })
-      : NO_COMPONENTS;
 
     const device = driverDevice({
       client: currentClient,
@@ -156,6 +140,38 @@ async function open(config: DeviceSuiteConfig, io: SuiteIo): Promise<SuiteSessio
           }
         : {}),
     });
+    if (about.supportedDeploymentTypes.length === 0) {
+      // An unprovisioned device may not know its runtimes yet: provision it once, then ask again.
+      io.log("Info lists no deployment types before provisioning; configuring the device once");
+      const boot = createCheckTools({ signal: io.signal });
+      await device.configure(boot.tools);
+      // It may still be probing its runtimes right after the first Configure.
+      const deadline = Date.now() + 10_000;
+      do {
+        about = await currentClient().info();
+        if (about.supportedDeploymentTypes.length > 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      } while (Date.now() < deadline);
+    }
+    const info = implementationInfo(about, addressNow(), launched ? [FEATURE_RESTART] : []);
+    io.log(
+      `device under test: ${info.vendor} ${info.product} ${info.version} (${info.margoVersion}); features ${info.features.join(", ")}`,
+    );
+
+    const compose = about.supportedDeploymentTypes.includes("compose");
+    const helm = about.supportedDeploymentTypes.includes("helm");
+    if (!compose && helm && helmUnavailable) {
+      throw new SuiteUnavailable(`the device supports only Helm deployments: ${helmUnavailable}`);
+    }
+
+    const components = compose
+      ? await publishTestComponents({
+          registry: registry.address,
+          plainHttp: registry.plainHttp,
+          image,
+        })
+      : NO_COMPONENTS;
+
     const ctx: DeviceCtx = {
       wfm,
       device,
@@ -166,7 +182,8 @@ async function open(config: DeviceSuiteConfig, io: SuiteIo): Promise<SuiteSessio
     return {
       ctx,
       implementation: info,
-      async beforeEach(_check: Check<DeviceCtx>, t: CheckTools) {
+      async beforeEach(check: Check<DeviceCtx>, t: CheckTools) {
+        if (helmUnavailable && check.features?.includes("helm")) t.skip(helmUnavailable);
         await wfm.reset();
         await device.reset(t);
         await device.configure(t);
