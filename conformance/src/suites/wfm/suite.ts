@@ -2,15 +2,17 @@
  * The WFM-under-test suite: the harness plays devices (admitted WFM clients) on the Management
  * Interface over real mTLS and drives the WFM's northbound side through the configured WfmDriver.
  */
+import { MANIFEST_MEDIA_TYPE } from "@margo/proto/wire";
 import type { WfmSuiteConfig } from "../../config/types.js";
 import type { Check, CheckTools, Suite, SuiteIo, SuiteSession } from "../../core/types.js";
-import { AppCatalog } from "./apps.js";
+import { AppCatalog, pushFixture } from "./apps.js";
 import { wfmChecks } from "./checks/index.js";
 import type { Credentials, WfmClient, WfmCtx, WireClient } from "./context.js";
 import { EvidenceRecorder, openDriver } from "./drivers/index.js";
 import { loadAnchors } from "./identity/anchors.js";
+import { type RetiredClient, registerExtras } from "./identity/extras.js";
 import { domainMinter, foreignMinter } from "./identity/minter.js";
-import { provisionClients, runTemplate } from "./identity/provision.js";
+import { admitOne, provisionClients, runTemplate } from "./identity/provision.js";
 import { createWireClient } from "./wire/wire-client.js";
 
 /**
@@ -37,6 +39,26 @@ function registryOf(config: WfmSuiteConfig): { address: string; plainHttp: boole
   };
 }
 
+/** CheckTools for requests made while the suite opens: no check to hold evidence yet. */
+function toolsForOpen(signal: AbortSignal): CheckTools {
+  const fail = (message: string): never => {
+    throw new Error(`while opening the WFM suite: ${message}`);
+  };
+  return {
+    signal,
+    evidence: () => {},
+    note: () => {},
+    fail,
+    skip: fail,
+    expect(cond, message) {
+      if (!cond) fail(message);
+    },
+    expectEqual(actual, expected, what) {
+      if (JSON.stringify(actual) !== JSON.stringify(expected)) fail(what);
+    },
+  };
+}
+
 /** spiffe://<td>/margo/wfm/<id> -> td, id (the WFM's SPIFFE ID names both). */
 export function parseWfmSpiffeId(spiffeId: string): { trustDomain: string; wfmId: string } {
   const m = /^spiffe:\/\/([^/]+)\/margo\/wfm\/([^/]+)$/.exec(spiffeId);
@@ -57,13 +79,13 @@ async function open(config: WfmSuiteConfig, io: SuiteIo): Promise<SuiteSession<W
     io.log(
       `WFM under test: ${about.vendor} ${about.product} ${about.version} (${about.margoVersion})`,
     );
-    const connect = (creds: Credentials | null, actor: string): WireClient => {
+    const connect = (creds: Credentials | null, actor: string, origin?: string): WireClient => {
       const w = createWireClient({
-        baseUrl: config.url,
+        baseUrl: origin ?? config.url,
         credentials: creds,
         actor,
         anchors,
-        wfmSpiffeId: config.spiffeId,
+        ...(origin === undefined ? { wfmSpiffeId: config.spiffeId } : {}),
         trustDomain,
       });
       wires.push(w);
@@ -74,11 +96,25 @@ async function open(config: WfmSuiteConfig, io: SuiteIo): Promise<SuiteSession<W
       foreignMinter(),
       config.ca ? domainMinter(trustDomain, config.ca, anchors) : Promise.resolve(undefined),
     ]);
-    const clients = provisioned.map(
-      (p): WfmClient => ({
-        clientId: p.clientId,
-        credentials: p.credentials,
-        wire: connect(p.credentials, `client ${p.clientId}`),
+    const setupTools = toolsForOpen(io.signal);
+    const clients = await Promise.all(
+      provisioned.map(async (p): Promise<WfmClient> => {
+        const wire = connect(p.credentials, `client ${p.clientId}`);
+        // Item 42 ("starts at 1") can be judged only on the very first manifest of a client
+        // admitted in this run, so read it now, before any check touches the client.
+        const firstManifest = p.fresh
+          ? await wire.request(setupTools, {
+              method: "GET",
+              path: "/api/v1/deployments",
+              headers: { accept: MANIFEST_MEDIA_TYPE },
+            })
+          : undefined;
+        return {
+          clientId: p.clientId,
+          credentials: p.credentials,
+          wire,
+          ...(firstManifest ? { firstManifest } : {}),
+        };
       }),
     );
     const [a, b, ...rest] = clients;
@@ -101,7 +137,7 @@ async function open(config: WfmSuiteConfig, io: SuiteIo): Promise<SuiteSession<W
       },
       driver,
       clients: [a, b, ...rest],
-      connect,
+      connect: (creds, actor) => connect(creds, actor),
       ...(domain ? { domainMinter: domain } : {}),
       foreignMinter: foreign,
       ...(retireCommand
@@ -115,6 +151,64 @@ async function open(config: WfmSuiteConfig, io: SuiteIo): Promise<SuiteSession<W
       trustDomain,
       wfmId,
     };
+    const provisionCommand = config.clients.provisionCommand;
+    const runId = /^conf-([0-9a-f]+)-a$/.exec(a.clientId)?.[1];
+    const spares = new Map<string, Promise<WfmClient>>();
+    // Memoized per suffix: a check asking twice (or the background start below) admits once.
+    const admitClient =
+      provisionCommand && runId
+        ? (suffix: string): Promise<WfmClient> => {
+            let p = spares.get(suffix);
+            if (!p) {
+              p = admitOne(provisionCommand, `conf-${runId}-${suffix}`, io.workDir, io.log).then(
+                (c) => ({
+                  clientId: c.clientId,
+                  credentials: c.credentials,
+                  wire: connect(c.credentials, `client ${c.clientId}`),
+                }),
+              );
+              spares.set(suffix, p);
+            }
+            return p;
+          }
+        : undefined;
+    let retired: Promise<RetiredClient> | undefined;
+    const retiredClient =
+      admitClient && retireCommand
+        ? (): Promise<RetiredClient> => {
+            retired ??= (async () => {
+              const c = await admitClient("retired");
+              // Served before retirement, else a later denial would prove nothing.
+              const before = await c.wire.request(setupTools, {
+                method: "GET",
+                path: "/api/v1/deployments",
+                headers: { accept: MANIFEST_MEDIA_TYPE },
+                fresh: true,
+              });
+              if (before.status !== 200)
+                throw new Error(
+                  `setup: freshly admitted client ${c.clientId} was not served (HTTP ${before.status})`,
+                );
+              await runTemplate(retireCommand, { clientId: c.clientId }, io.log);
+              return { client: c, servedBefore: before.status };
+            })();
+            return retired;
+          }
+        : undefined;
+    // Admitting and retiring cost operator commands (seconds each): start them now, in the
+    // background, so the checks that need them find them ready instead of waiting in turn.
+    for (const p of [retiredClient?.(), admitClient?.("rl")]) p?.catch(() => {});
+    // Same for the fixture pushes every deploying check needs.
+    for (const name of ["compose-single", "compose-multi"])
+      pushFixture(name, registryOf(config).address, registryOf(config).plainHttp).catch(() => {});
+    registerExtras(ctx, {
+      anchors,
+      ...(config.bundleUrl ? { bundleUrl: config.bundleUrl } : {}),
+      ...(config.discoveryUrl ? { discoveryUrl: config.discoveryUrl } : {}),
+      connectOrigin: (origin, actor) => connect(null, actor, origin),
+      ...(admitClient ? { admitClient } : {}),
+      ...(retiredClient ? { retiredClient } : {}),
+    });
     return {
       ctx,
       implementation: ctx.info,

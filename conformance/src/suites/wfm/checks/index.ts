@@ -7,13 +7,23 @@ import type { WfmCtx } from "../context.js";
 import { artifactChecks } from "./artifacts.js";
 import { capabilityChecks } from "./capabilities.js";
 import { deploymentChecks } from "./deployment-content.js";
+import { errorChecks } from "./errors.js";
+import { identityChecks } from "./identity.js";
+import { isolationChecks } from "./isolation.js";
 import { manifestChecks } from "./manifest.js";
 import { statusChecks } from "./status.js";
+import { transportChecks } from "./transport.js";
+import { trustChecks } from "./trust.js";
 
 export const wfmChecks: readonly Check<WfmCtx>[] = [
+  ...transportChecks,
+  ...identityChecks,
+  ...errorChecks,
+  ...trustChecks,
   ...capabilityChecks,
   ...manifestChecks,
   ...artifactChecks,
   ...deploymentChecks,
   ...statusChecks,
+  ...isolationChecks,
 ];

@@ -72,6 +72,19 @@ export function clientIdOf(chainPem: string): string {
   return segs[segs.length - 1] ?? "";
 }
 
+/** Admit one client through the provision command and read the credentials it wrote. */
+export async function admitOne(
+  provisionCommand: string,
+  clientId: string,
+  workDir: string,
+  log: (line: string) => void,
+): Promise<ProvisionedClient> {
+  const dir = join(workDir, "clients", clientId);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await runTemplate(provisionCommand, { clientId, dir }, log);
+  return { clientId, credentials: await readDir(dir), dir, fresh: true };
+}
+
 /** Provision (or read) at least two clients. */
 export async function provisionClients(
   cfg: WfmSuiteConfig["clients"],
@@ -80,14 +93,9 @@ export async function provisionClients(
 ): Promise<ProvisionedClient[]> {
   if (cfg.provisionCommand) {
     const run = randomBytes(4).toString("hex");
-    const ids = [`conf-${run}-a`, `conf-${run}-b`];
+    const command = cfg.provisionCommand;
     return Promise.all(
-      ids.map(async (clientId) => {
-        const dir = join(workDir, "clients", clientId);
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        await runTemplate(cfg.provisionCommand ?? "", { clientId, dir }, log);
-        return { clientId, credentials: await readDir(dir), dir, fresh: true };
-      }),
+      [`conf-${run}-a`, `conf-${run}-b`].map((id) => admitOne(command, id, workDir, log)),
     );
   }
   const dirs = cfg.dirs ?? [];

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
-import type { PeerCertificate, TLSSocket } from "node:tls";
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import { SvidVerificationError, TrustAnchors, verifySvid } from "@margo/proto/identity";
 import type { CheckTools, HttpMessageEvidence } from "../../../core/types.js";
 import type { Credentials, WireClient, WireRequest, WireResponse } from "../context.js";
@@ -48,8 +48,11 @@ export interface WireClientOptions {
   actor: string;
   /** Trust anchors of the WFM's trust domain (DER). */
   anchors: readonly Buffer[];
-  /** The exact SPIFFE ID the WFM must present. */
-  wfmSpiffeId: string;
+  /**
+   * The exact SPIFFE ID the WFM must present. Absent (trust endpoints): any valid SVID of the
+   * trust domain, or else a certificate passing the ordinary host-name check.
+   */
+  wfmSpiffeId?: string;
   trustDomain: string;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
@@ -77,12 +80,14 @@ export function peerChainOf(cert: PeerCertificate | undefined): Buffer[] {
 export function spiffeServerCheck(
   anchors: TrustAnchors,
   trustDomain: string,
-  expected: string,
+  expected: string | undefined,
 ): (host: string, cert: PeerCertificate) => Error | undefined {
-  return (_host, cert) => {
+  return (host, cert) => {
+    if (expected === undefined && !(cert.subjectaltname ?? "").includes("URI:spiffe://"))
+      return checkServerIdentity(host, cert);
     try {
       const v = verifySvid(peerChainOf(cert), anchors, { trustDomain });
-      if (v.spiffeId !== expected)
+      if (expected !== undefined && v.spiffeId !== expected)
         return new WfmIdentityError(`server presented ${v.spiffeId}, expected ${expected}`);
       return undefined;
     } catch (e) {
@@ -169,7 +174,6 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         path: `${url.pathname}${url.search}`,
         headers,
         agent: oneOff ? false : agent,
-        signal,
         ...(req.tls?.minVersion ? { minVersion: req.tls.minVersion as never } : {}),
         ...(req.tls?.maxVersion ? { maxVersion: req.tls.maxVersion as never } : {}),
         ...(req.tls?.ciphers ? { ciphers: req.tls.ciphers } : {}),
@@ -214,19 +218,25 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         r.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })),
       );
       r.on("socket", (s) => {
-        socket = s as TLSSocket;
-        // A reused keep-alive socket is already past its handshake.
-        if (
-          (s as TLSSocket).encrypted &&
-          !(s as TLSSocket).connecting &&
-          (s as TLSSocket).getProtocol?.()
-        )
-          secured = true;
-        s.once("secureConnect", () => {
-          secured = true;
-        });
+        const tls = s as TLSSocket;
+        socket = tls;
+        // A reused keep-alive socket is already past its handshake; only a new one gets a
+        // listener (adding one per reuse would pile up on long-lived sockets).
+        if (tls.encrypted && !tls.connecting && tls.getProtocol?.()) secured = true;
+        else
+          tls.once("secureConnect", () => {
+            secured = true;
+          });
       });
       r.on("error", failWith);
+      // Our own abort wiring (not the `signal` option): removed when the request settles, so
+      // many requests under one check's signal leave no listeners behind.
+      const onAbort = () => r.destroy(Object.assign(new Error("aborted"), { code: "ABORT_ERR" }));
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener("abort", onAbort, { once: true });
+        r.once("close", () => signal.removeEventListener("abort", onAbort));
+      }
       if (req.body !== undefined) r.write(req.body);
       r.end();
     });

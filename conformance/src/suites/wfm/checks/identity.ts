@@ -1,0 +1,338 @@
+/**
+ * wfm.identity: who may talk to the Management Interface (items 3, 4, 6, 7, 9, 10, 11, 15). Each
+ * negative check changes exactly one thing about an otherwise acceptable client certificate, so
+ * a refusal is a refusal for that reason; a positive control proves the minted certificates are
+ * otherwise accepted (else the check errors instead of passing vacuously).
+ */
+import { randomBytes } from "node:crypto";
+import { wfmClientSpiffeId } from "@margo/proto/identity";
+import { MANIFEST_MEDIA_TYPE } from "@margo/proto/wire";
+import type { CheckTools } from "../../../core/types.js";
+import type { Credentials, Minter, WfmCtx, WireRequest } from "../context.js";
+import { extrasOf } from "../identity/extras.js";
+import type { Flaw } from "../identity/minter.js";
+import { attempt, describe, isRefusal } from "../wire/outcome.js";
+import {
+  capabilitiesBody,
+  deployApp,
+  HarnessSetupError,
+  header,
+  isMargoType,
+  problemType,
+  wfmCheck,
+} from "./support.js";
+
+const ZERO_DIGEST = `sha256:${"0".repeat(64)}`;
+
+/** One request per Management Interface endpoint (item 3 says every request). */
+function everyEndpoint(deviceId: string): WireRequest[] {
+  const json = { "content-type": "application/json" };
+  return [
+    { method: "GET", path: "/api/v1/deployments", headers: { accept: MANIFEST_MEDIA_TYPE } },
+    {
+      method: "PUT",
+      path: `/api/v1/capabilities/${deviceId}`,
+      headers: json,
+      body: JSON.stringify(capabilitiesBody(deviceId)),
+    },
+    { method: "DELETE", path: `/api/v1/capabilities/${deviceId}` },
+    {
+      method: "GET",
+      path: `/api/v1/deployments/00000000-0000-4000-8000-000000000000/${ZERO_DIGEST}`,
+    },
+    { method: "GET", path: `/api/v1/bundles/${ZERO_DIGEST}` },
+    {
+      method: "POST",
+      path: "/api/v1/deployments/00000000-0000-4000-8000-000000000000/status",
+      headers: json,
+      body: JSON.stringify({
+        deploymentId: "00000000-0000-4000-8000-000000000000",
+        adoptedManifestVersion: 1,
+        status: { state: "installed" },
+        components: [],
+      }),
+    },
+  ];
+}
+
+/** Every endpoint with these credentials must be refused; fails naming each one that was served. */
+async function expectRefusedEverywhere(
+  ctx: WfmCtx,
+  t: CheckTools,
+  creds: Credentials | null,
+  actor: string,
+  requirement: string,
+  endpoints = everyEndpoint(`dev-id-${randomBytes(3).toString("hex")}`),
+): Promise<void> {
+  const served: string[] = [];
+  for (const req of endpoints) {
+    const wire = ctx.connect(creds, actor);
+    try {
+      const a = await attempt(t, wire, { ...req, fresh: true });
+      if (!isRefusal(a)) served.push(`${req.method} ${req.path} -> ${describe(a)}`);
+    } finally {
+      wire.close();
+    }
+  }
+  if (served.length)
+    t.fail(
+      `${actor}: expected a failed handshake or a 4xx on every endpoint (${requirement}); these were served: ${served.join("; ")}`,
+    );
+}
+
+/** One GET of the manifest with these credentials must be refused. */
+async function expectRefused(
+  ctx: WfmCtx,
+  t: CheckTools,
+  creds: Credentials,
+  actor: string,
+  requirement: string,
+): Promise<void> {
+  const wire = ctx.connect(creds, actor);
+  try {
+    const a = await attempt(t, wire, {
+      method: "GET",
+      path: "/api/v1/deployments",
+      headers: { accept: MANIFEST_MEDIA_TYPE },
+      fresh: true,
+    });
+    t.expect(
+      isRefusal(a),
+      `${actor}: expected the WFM to refuse (failed handshake or 4xx, ${requirement}), got ${describe(a)}`,
+    );
+    t.note(`${actor}: ${describe(a)}`);
+  } finally {
+    wire.close();
+  }
+}
+
+const controls = new WeakMap<WfmCtx, Promise<void>>();
+
+/**
+ * Positive control for in-domain minting: an unflawed SVID for an admitted client id must be
+ * served, else the configured CA does not mint what the WFM accepts and every negative check
+ * would pass for the wrong reason (that is a harness/configuration error, not a finding).
+ */
+function domainControl(ctx: WfmCtx, t: CheckTools, minter: Minter): Promise<void> {
+  let p = controls.get(ctx);
+  if (!p) {
+    p = (async () => {
+      const id = wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, ctx.clients[0].clientId);
+      const wire = ctx.connect(await minter.clientSvid(id), "control: minted SVID of client a");
+      try {
+        const a = await attempt(t, wire, {
+          method: "GET",
+          path: "/api/v1/deployments",
+          headers: { accept: MANIFEST_MEDIA_TYPE },
+          fresh: true,
+        });
+        if (a.kind !== "response" || a.res.status !== 200)
+          throw new HarnessSetupError(
+            `wfm.ca mints SVIDs the WFM does not accept (control request: ${describe(a)}); check wfm.ca`,
+          );
+      } finally {
+        wire.close();
+      }
+    })();
+    controls.set(ctx, p);
+    p.catch(() => controls.delete(ctx));
+  }
+  return p;
+}
+
+function needDomainMinter(ctx: WfmCtx, t: CheckTools): Minter {
+  if (!ctx.domainMinter) t.skip("needs wfm.ca (the WFM's CA) to mint in-domain certificates");
+  return ctx.domainMinter;
+}
+
+const flawChecks: Array<{ flaw: Flaw; what: string; requirements: string[] }> = [
+  { flaw: "expired", what: "an expired client SVID", requirements: ["wfm-009"] },
+  { flaw: "not-yet-valid", what: "a not-yet-valid client SVID", requirements: ["wfm-009"] },
+  { flaw: "ca-true", what: "a client leaf with cA=true", requirements: ["wfm-010"] },
+  { flaw: "key-cert-sign", what: "a client leaf with keyCertSign", requirements: ["wfm-010"] },
+  { flaw: "two-uris", what: "a client leaf with two URI SANs", requirements: ["wfm-010"] },
+  { flaw: "no-uri", what: "a client leaf without a URI SAN", requirements: ["wfm-010"] },
+  { flaw: "rsa-2048", what: "a client leaf with a 2048-bit RSA key", requirements: ["wfm-011"] },
+];
+
+export const identityChecks = [
+  wfmCheck({
+    id: "wfm.identity.no-client-certificate-refused",
+    title: "Without a client certificate every endpoint is refused (handshake failure or 4xx)",
+    requirements: ["wfm-003", "wfm-015"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      await expectRefusedEverywhere(ctx, t, null, "no client certificate", "item 3, item 15");
+    },
+  }),
+  wfmCheck({
+    id: "wfm.identity.foreign-trust-domain-refused",
+    title: "A client SVID of a foreign trust domain under an unknown root is refused",
+    requirements: ["wfm-009", "wfm-006"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const id = `spiffe://${ctx.foreignMinter.trustDomain}/margo/wfm/${ctx.wfmId}/client/${ctx.clients[0].clientId}`;
+      const creds = await ctx.foreignMinter.clientSvid(id);
+      await expectRefusedEverywhere(ctx, t, creds, `foreign SVID ${id}`, "item 9, item 6");
+    },
+  }),
+  wfmCheck({
+    id: "wfm.identity.untrusted-root-refused",
+    title:
+      "A client SVID naming an admitted client of the WFM's trust domain, under an untrusted root, is refused",
+    requirements: ["wfm-009"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      // The exact SPIFFE ID of an admitted client: only the anchor is wrong.
+      const id = wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, ctx.clients[0].clientId);
+      const creds = await ctx.foreignMinter.clientSvid(id);
+      await expectRefusedEverywhere(ctx, t, creds, `untrusted-root SVID ${id}`, "item 9");
+    },
+  }),
+  wfmCheck({
+    id: "wfm.identity.wrong-spiffe-path-refused",
+    title:
+      "In-domain SVIDs whose SPIFFE ID is not .../margo/wfm/<this wfm>/client/<id> are refused",
+    requirements: ["wfm-006"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const minter = needDomainMinter(ctx, t);
+      await domainControl(ctx, t, minter);
+      const td = ctx.trustDomain;
+      const a = ctx.clients[0].clientId;
+      const ids = [
+        `spiffe://${td}/margo/wfm/${ctx.wfmId}/client/${a}/extra`,
+        `spiffe://${td}/margo/wfm/${ctx.wfmId}-other/client/${a}`,
+        `spiffe://${td}/operator/${a}`,
+        `spiffe://${td}/margo/wfm/${ctx.wfmId}`,
+        `spiffe://${td}/margo/wfm/${ctx.wfmId}/clients/${a}`,
+      ];
+      for (const id of ids)
+        await expectRefused(ctx, t, await minter.clientSvid(id), `in-domain SVID ${id}`, "item 6");
+    },
+  }),
+  ...flawChecks.map((f) =>
+    wfmCheck({
+      id: `wfm.identity.${f.flaw}-client-svid-refused`,
+      title: `${f.what[0]?.toUpperCase()}${f.what.slice(1)} of an admitted client is refused`,
+      requirements: f.requirements,
+      level: "MUST",
+      async run(ctx: WfmCtx, t: CheckTools) {
+        const minter = needDomainMinter(ctx, t);
+        await domainControl(ctx, t, minter);
+        const id = wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, ctx.clients[0].clientId);
+        const item = f.requirements.map((r) => `item ${Number(r.slice(4))}`).join(", ");
+        await expectRefused(ctx, t, await minter.clientSvid(id, f.flaw), f.what, item);
+      },
+    }),
+  ),
+  wfmCheck({
+    id: "wfm.identity.unaccepted-client-denied",
+    title: "A validly authenticated client the WFM has not accepted (or has retired) is denied",
+    requirements: ["wfm-007"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const { creds, actor } = await deniedClient(ctx, t);
+      await expectRefusedEverywhere(ctx, t, creds, actor, "item 7");
+    },
+  }),
+  wfmCheck({
+    id: "wfm.identity.unaccepted-client-403-not-authorized",
+    title: "The denial of a not-accepted client is 403 with problem type #not-authorized",
+    requirements: ["wfm-007s"],
+    level: "SHOULD",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const { creds, actor } = await deniedClient(ctx, t);
+      const wire = ctx.connect(creds, actor);
+      try {
+        const a = await attempt(t, wire, {
+          method: "GET",
+          path: "/api/v1/deployments",
+          headers: { accept: MANIFEST_MEDIA_TYPE },
+          fresh: true,
+        });
+        t.expect(
+          a.kind === "response" && a.res.status === 403,
+          `${actor}: expected HTTP 403 (item 7, SHOULD), got ${describe(a)}`,
+        );
+        const type = problemType(a.res);
+        t.expect(
+          isMargoType(type, "not-authorized"),
+          `${actor}: expected problem type ...#not-authorized (item 7), got ${type ?? "none"}`,
+        );
+      } finally {
+        wire.close();
+      }
+    },
+  }),
+  wfmCheck({
+    id: "wfm.identity.caller-from-spiffe-id-only",
+    title: "Headers and query parameters naming another client do not change who the caller is",
+    requirements: ["wfm-004"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const [a, b] = ctx.clients;
+      const placed = await deployApp(ctx, t, "idonly", { client: a });
+      const own = await a.wire.request(t, {
+        method: "GET",
+        path: "/api/v1/deployments",
+        headers: { accept: MANIFEST_MEDIA_TYPE },
+      });
+      if (own.status !== 200 || !own.body.toString("utf8").includes(placed.deploymentId))
+        throw new HarnessSetupError(
+          `setup: client a's own manifest does not list ${placed.deploymentId} (HTTP ${own.status})`,
+        );
+      const leafB64 = (a.credentials.chainPem.split("-----END CERTIFICATE-----")[0] ?? "")
+        .replace(/-----BEGIN CERTIFICATE-----/, "")
+        .replace(/\s+/g, "");
+      const spoof = await b.wire.request(t, {
+        method: "GET",
+        path: `/api/v1/deployments?clientId=${encodeURIComponent(a.clientId)}`,
+        headers: {
+          accept: MANIFEST_MEDIA_TYPE,
+          "client-cert": `:${leafB64}:`,
+          "x-client-id": a.clientId,
+          "x-forwarded-client-cert": `URI=${wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, a.clientId)}`,
+        },
+      });
+      t.note(`client b with client a named in query and headers: HTTP ${spoof.status}`);
+      t.expect(
+        !(spoof.status >= 200 && spoof.status < 300) ||
+          !spoof.body.toString("utf8").includes(placed.deploymentId),
+        `client b, naming client a in a query parameter and Client-Cert/X-Client-Id headers, was served client a's manifest with deployment ${placed.deploymentId} (item 4: the caller is the SPIFFE ID of the TLS client certificate only)`,
+      );
+      const etag = header(spoof, "etag");
+      if (etag && etag === header(own, "etag"))
+        t.fail(`client b got client a's manifest ETag ${etag} (item 4)`);
+    },
+  }),
+];
+
+/**
+ * Credentials of a client the WFM must deny: a spare client admitted and then retired (when the
+ * vendor configured both commands), else an in-domain SVID for a client id never admitted.
+ */
+async function deniedClient(
+  ctx: WfmCtx,
+  t: CheckTools,
+): Promise<{ creds: Credentials; actor: string }> {
+  const retired = extrasOf(ctx)?.retiredClient;
+  if (retired) {
+    const r = await retired();
+    t.note(
+      `client ${r.client.clientId} was admitted, served (HTTP ${r.servedBefore}), then retired with retireCommand`,
+    );
+    return { creds: r.client.credentials, actor: `retired client ${r.client.clientId}` };
+  }
+  if (ctx.domainMinter) {
+    await domainControl(ctx, t, ctx.domainMinter);
+    const clientId = `conf-never-admitted-${randomBytes(3).toString("hex")}`;
+    const creds = await ctx.domainMinter.clientSvid(
+      wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, clientId),
+    );
+    return { creds, actor: `never-admitted client ${clientId}` };
+  }
+  return t.skip(
+    "needs wfm.clients.provisionCommand + retireCommand, or wfm.ca, to present a valid but unaccepted client",
+  );
+}
