@@ -225,8 +225,25 @@ const sizeBytesIgnored = deviceCheck({
     requireCompose(ctx, t);
     ctx.wfm.inject({ kind: "size-bytes-wrong" });
     const a = planDeployment(ctx, [runningPlan(ctx)]);
+    const { manifest, fetchSeq } = await publishAndFetch(ctx, t, [a]);
+    await settleAfter(ctx, t, fetchSeq);
+    // A refusal shows at once in what the device holds; a deployment takes seconds to start.
+    const state = await ctx.device.getState(t);
+    t.note(
+      `GetState after the manifest was processed: manifestVersion ${state.manifestVersion}, deployments [${state.deployments.map((d) => d.deploymentId).join(", ")}]`,
+    );
+    // GetState is how the driver contract exposes the accepted manifest; holding neither the
+    // version nor the deployment after the device's next poll means it refused the manifest.
+    const refused =
+      state.manifestVersion !== manifest.manifestVersion ||
+      !state.deployments.some((d) => d.deploymentId === a.deploymentId);
+    t.expect(
+      !refused,
+      `item 58: sizeBytes is advisory: with correct digests and wrong sizeBytes manifestVersion ${manifest.manifestVersion} must be accepted, but the device holds manifestVersion ${state.manifestVersion} with deployments [${state.deployments.map((d) => d.deploymentId).join(", ")}]`,
+      { lastErrors: state.lastErrors },
+    );
     // deployRunning fails with the containers seen when the deployment never comes up.
-    await deployRunning(ctx, t, a);
+    await deployRunning(ctx, t, a, [], { published: manifest });
   },
 });
 

@@ -7,9 +7,11 @@ import type { Check, CheckTools } from "../../../core/types.js";
 import type { DeviceCtx, ReceivedStatus } from "../context.js";
 import {
   CONVERGE_MS,
+  containersOf,
   deviceCheck,
   type PlannedDeployment,
   PRECEDENCE,
+  pause,
   planDeployment,
   publishAndFetch,
   requireCompose,
@@ -50,6 +52,25 @@ async function reach(
     },
   );
   return { version: manifest.manifestVersion, status };
+}
+
+/** How long a report may trail the change it reports once the engine shows the change. */
+const REPORT_MS = 5_000;
+
+/**
+ * Drop the deployment from the manifest and wait until its containers are gone from the engine:
+ * only a sync point (so a missing "removed" report fails in seconds, not at the converge
+ * timeout); the verdict stays with the reported statuses.
+ */
+async function removeAndSettle(ctx: DeviceCtx, t: CheckTools, plan: PlannedDeployment) {
+  await publishAndFetch(ctx, t, []);
+  const deadline = Date.now() + CONVERGE_MS;
+  const engine = requireCompose(ctx, t);
+  while (Date.now() < deadline) {
+    if (statusesOf(ctx, plan.deploymentId).some((s) => stateOf(s) === "removed")) return;
+    if (containersOf(await engine.containers(t), plan.deploymentId).length === 0) return;
+    await pause(t, 200);
+  }
 }
 
 /** `first` reported before `then` (both present). */
@@ -95,8 +116,8 @@ const removalSequence = deviceCheck({
   async run(ctx: DeviceCtx, t: CheckTools) {
     const a = planDeployment(ctx, [runningPlan(ctx)]);
     await reach(ctx, t, a, "installed");
-    await publishAndFetch(ctx, t, []);
-    await waitStatus(ctx, t, a.deploymentId, "removed").catch((e: unknown) => {
+    await removeAndSettle(ctx, t, a);
+    await waitStatus(ctx, t, a.deploymentId, "removed", REPORT_MS).catch((e: unknown) => {
       t.note(`states reported: ${states(ctx, a.deploymentId).join(" -> ")}`);
       throw e;
     });
@@ -222,12 +243,13 @@ const stateValues = deviceCheck({
   async run(ctx: DeviceCtx, t: CheckTools) {
     const a = planDeployment(ctx, [runningPlan(ctx)]);
     await reach(ctx, t, a, "installed");
-    await publishAndFetch(ctx, t, []);
+    await removeAndSettle(ctx, t, a);
     await waitStatus(
       ctx,
       t,
       a.deploymentId,
       (s) => stateOf(s) === "removed" || stateOf(s) === "failed",
+      REPORT_MS,
     );
     const bad: string[] = [];
     for (const s of statusesOf(ctx, a.deploymentId)) {

@@ -364,8 +364,9 @@ export async function deployRunning(
   t: CheckTools,
   plan: PlannedDeployment,
   others: ServedDeployment[] = [],
+  opts: { published?: PublishedManifest } = {},
 ): Promise<{ manifest: PublishedManifest; containers: EngineContainer[] }> {
-  const { manifest } = await publishAndFetch(ctx, t, [...others, plan]);
+  const manifest = opts.published ?? (await publishAndFetch(ctx, t, [...others, plan])).manifest;
   const containers = await waitEngine(
     ctx,
     t,
