@@ -149,14 +149,19 @@ function prettyBody(
   if (!b) return "";
   const meta = `${b.sizeBytes} bytes, sha256 ${b.sha256}${b.truncated ? ", truncated" : ""}`;
   let shown = b.text ?? (b.base64 !== undefined ? `[binary, base64]\n${b.base64}` : "");
-  if (b.text !== undefined) {
+  let how = "";
+  // Pretty-print JSON for reading, but never where JSON.parse would round a uint64 (a manifest
+  // version shown wrong would mislead the reader of a version check): such bodies stay as sent.
+  if (b.text !== undefined && !/\d{16,}/.test(b.text)) {
     try {
-      shown = JSON.stringify(JSON.parse(b.text), null, 2);
+      const pretty = JSON.stringify(JSON.parse(b.text), null, 2);
+      if (pretty !== b.text) how = ", pretty-printed";
+      shown = pretty;
     } catch {
       // not JSON: shown as sent
     }
   }
-  return `<div class="mute">body: ${e(meta)}</div><pre>${e(shown)}</pre>`;
+  return `<div class="mute">body: ${e(meta)}${how}</div><pre>${e(shown)}</pre>`;
 }
 
 function headers(h: Record<string, string | string[]>): string {

@@ -53,6 +53,8 @@ export function formatSummary(report: RunReport): string {
 export function createProgressPrinter(opts: ProgressPrinterOptions): (e: ProgressEvent) => void {
   const color = opts.color ?? false;
   const line = (s: string) => opts.write(`${s}\n`);
+  // A suite that could not open gives every check the same message: print it once, not per check.
+  const suiteMessage = new Map<string, string>();
   return (e) => {
     switch (e.type) {
       case "suite-opening":
@@ -67,6 +69,7 @@ export function createProgressPrinter(opts: ProgressPrinterOptions): (e: Progres
         }
         return;
       case "suite-unavailable":
+        suiteMessage.set(e.suite, e.message);
         line(`[${e.suite}] ${e.outcome === "skip" ? "SKIPPED" : "ERROR"}: ${e.message}`);
         return;
       case "suite-log":

@@ -148,6 +148,16 @@ describe("HTML report", () => {
     expect(html.match(/<script>/g)).toHaveLength(1);
   });
 
+  it("never pretty-prints a body whose big integers JSON.parse would round", () => {
+    const report = sampleReport();
+    const ev = report.checks[0]?.evidence[0];
+    if (ev?.kind !== "http" || !ev.response?.body) throw new Error("sample changed");
+    ev.response.body.text = '{"manifestVersion":18446744073709551615}';
+    const html = renderHtmlReport(report);
+    expect(html).toContain("18446744073709551615");
+    expect(html).not.toContain("18446744073709552000");
+  });
+
   it("says conformant when it is", () => {
     const report = sampleReport();
     report.summary.conformant = true;
