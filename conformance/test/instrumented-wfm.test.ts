@@ -155,7 +155,7 @@ describe("instrumented WFM wire", () => {
     expect([...untar(bz.body).keys()]).toEqual(["a-dep.yaml", "b-dep.yaml"]);
     expect(untar(bz.body).get("a-dep.yaml")).toBe(yamlOf("a-dep"));
     expect(wfm.publish([]).manifestVersion).toBe(3n);
-    expect((await call("GET", "/api/v1/bundles/sha256:" + "0".repeat(64))).status).toBe(404);
+    expect((await call("GET", `/api/v1/bundles/sha256:${"0".repeat(64)}`)).status).toBe(404);
   });
 
   it("records status (201 then 200) and capabilities (201, 200, 204)", async () => {
@@ -293,6 +293,43 @@ describe("instrumented WFM identities and trust", () => {
     expect(caLeaf.ca).toBe(true);
     await wfm.presentIdentity("good");
     await expectSan(/wfm\/wfm-x,/);
+  });
+
+  it("counts a handshake the client closes without a request as an attempt, but not connections it cut", async () => {
+    const { connect } = await import("node:tls");
+    const creds = wfm.clientCredentials();
+    const port = Number(new URL(wfm.url).port);
+    await new Promise<void>((resolve, reject) => {
+      const s = connect({
+        host: "127.0.0.1",
+        port,
+        ca: creds.anchorsPem,
+        cert: creds.chainPem,
+        key: creds.keyPem,
+      });
+      s.once("secureConnect", () => {
+        s.end();
+        resolve();
+      });
+      s.once("error", reject);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(wfm.tlsFailures().map((f) => f.message)).toEqual([
+      "handshake completed, then the client closed without a request",
+    ]);
+    const idle = connect({
+      host: "127.0.0.1",
+      port,
+      ca: creds.anchorsPem,
+      cert: creds.chainPem,
+      key: creds.keyPem,
+    });
+    idle.on("error", () => {});
+    await new Promise((r) => idle.once("secureConnect", r));
+    await new Promise((r) => setTimeout(r, 50));
+    await wfm.presentIdentity("good");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(wfm.tlsFailures()).toHaveLength(1);
   });
 
   it("offers TLS 1.1 only when asked (a client with a TLS 1.2 floor refuses)", async () => {

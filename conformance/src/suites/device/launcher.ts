@@ -67,6 +67,8 @@ export async function launchDevice(o: LaunchOptions): Promise<LaunchedDevice> {
       );
       const fail = (why: string) => {
         clearTimeout(timer);
+        // A command that never got ready must not outlive the harness.
+        if (c.pid !== undefined && c.exitCode === null) killGroup(c.pid, "SIGKILL");
         reject(
           new LaunchError(
             `device command ${JSON.stringify(o.launch.command)}: ${why} (log: ${logFile})`,
