@@ -215,6 +215,14 @@ async function runCommand(
   }
   const suites = await defaultSuites(deps);
   const catalogue = await defaultCatalogue(deps);
+  // A misspelt id on the known-failing list would silently turn exit 2 into exit 1: say so.
+  const ids = new Set(SUITE_NAMES.flatMap((n) => (suites[n]?.checks ?? []).map((c) => c.id)));
+  for (const id of config.knownFailing) {
+    if (!ids.has(id))
+      stderr.write(
+        `warning: known-failing list names ${id}, which is not a check of this harness\n`,
+      );
+  }
   const quiet = args.bools.has("quiet");
   const progress = createProgressPrinter({
     write: (s) => stderr.write(s),
