@@ -8,6 +8,7 @@ import type { Check, CheckTools } from "../../../core/types.js";
 import type { DeviceCtx, EngineContainer, Fault } from "../context.js";
 import {
   brief,
+  carries,
   containersOf,
   deployRunning,
   deviceCheck,
@@ -260,14 +261,6 @@ async function pollsAfter(ctx: DeviceCtx, t: CheckTools, seq: number, n: number)
   );
 }
 
-function carries(value: string | undefined, etag: string): boolean {
-  if (!value) return false;
-  return value
-    .split(",")
-    .map((s) => s.trim().replace(/^W\//, ""))
-    .includes(etag);
-}
-
 const ifNoneMatch = deviceCheck({
   id: "device.manifest.if-none-match",
   title: "After accepting a manifest the device polls with If-None-Match set to its ETag",
@@ -282,7 +275,7 @@ const ifNoneMatch = deviceCheck({
       carries(got, manifest.etag),
       `item 54: polls after accepting manifestVersion ${manifest.manifestVersion} must send If-None-Match: ${manifest.etag}; got ${got === undefined ? "no If-None-Match" : `If-None-Match: ${got}`}`,
     );
-    t.expect(second?.status === 304, `the instrumented WFM answered ${second?.status}, not 304`);
+    t.note(`the poll was answered ${second?.status}`);
   },
 });
 

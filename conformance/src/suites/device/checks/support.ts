@@ -280,6 +280,15 @@ export function header(r: RecordedRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
+/** True when an If-None-Match value lists this ETag (weak or strong form). */
+export function carries(value: string | undefined, etag: string): boolean {
+  if (!value) return false;
+  return value
+    .split(",")
+    .map((s) => s.trim().replace(/^W\//, ""))
+    .includes(etag);
+}
+
 /**
  * Publish and wait until the device has fetched that manifest (a 200 answer to its GET after
  * the publish): the point from which its reaction can be judged.
@@ -298,7 +307,14 @@ export async function publishAndFetch(
   const got = await ctx.wfm.waitFor(
     t,
     `the device to fetch manifestVersion ${manifest.manifestVersion} (GET /api/v1/deployments answered 200)`,
-    () => ctx.wfm.requests().find((r) => r.seq > from && isManifestGet(r) && r.status === 200),
+    () =>
+      ctx.wfm.requests().find(
+        (r) =>
+          r.seq > from &&
+          isManifestGet(r) &&
+          // A poll already in flight at publish may have been answered with the new manifest.
+          (r.status === 200 || carries(header(r, "if-none-match"), manifest.etag)),
+      ),
     timeoutMs,
   );
   return { manifest, fetchSeq: got.seq };
