@@ -7,7 +7,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { listFixtures } from "@margo/fixtures";
-import { APPLICATION_ID, DEVICE_ID_WITH_ASTERISK, type JsonObject } from "@margo/proto/wire";
+import {
+  APPLICATION_ID,
+  DEPLOYMENT_PROFILE_TYPES,
+  DEVICE_ID_WITH_ASTERISK,
+  type JsonObject,
+  PATTERNS,
+} from "@margo/proto/wire";
 import { parse as parseYamlText } from "yaml";
 import type { Check, CheckTools } from "../../../core/types.js";
 import { type WfmCtx, WfmDriverRefused } from "../context.js";
@@ -157,6 +163,36 @@ export const deploymentChecks: Check<WfmCtx>[] = [
         JSON.stringify(got) === JSON.stringify(expected),
         `components must be passed in the description's order (wfm-061, item 61): expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`,
       );
+    },
+  }),
+
+  wfmCheck({
+    id: "wfm.deployment.component-properties",
+    title:
+      "Served components have an oci:// repository, a SemVer revision and a helm|compose profile",
+    requirements: ["wfm-104"],
+    level: "MUST",
+    async run(ctx, t: CheckTools) {
+      const { tree } = await deployedYaml(ctx, t, "dep-props", "wfm-104", { app: "multi" });
+      const profile = profileOf(t, tree, "wfm-104");
+      t.expect(
+        (DEPLOYMENT_PROFILE_TYPES as readonly unknown[]).includes(profile.type),
+        `deploymentProfile.type must be one of ${DEPLOYMENT_PROFILE_TYPES.join(", ")} (wfm-104, OpenAPI appDeploymentProfile); got ${JSON.stringify(String(profile.type))}`,
+      );
+      const components = componentsOf(profile);
+      t.expect(components.length > 0, "the deployment profile lists no components (wfm-104)");
+      for (const c of components) {
+        const repository = member(member(c, "properties"), "repository");
+        const revision = member(member(c, "properties"), "revision");
+        t.expect(
+          typeof repository === "string" && PATTERNS.repository.test(repository),
+          `component ${String(c.name)}: properties.repository must match ^oci://.+ (wfm-104); got ${JSON.stringify(String(repository))}`,
+        );
+        t.expect(
+          typeof revision === "string" && PATTERNS.revision.test(revision),
+          `component ${String(c.name)}: properties.revision must be a SemVer without leading v (wfm-104); got ${JSON.stringify(String(revision))}`,
+        );
+      }
     },
   }),
 

@@ -276,6 +276,35 @@ export const manifestChecks: Check<WfmCtx>[] = [
   }),
 
   wfmCheck({
+    id: "wfm.manifest.required-members",
+    title:
+      "The manifest has manifestVersion, bundle, deployments; entries have deploymentId, digest, url",
+    requirements: ["wfm-102"],
+    level: "MUST",
+    async run(ctx, t: CheckTools) {
+      const placed = await deployApp(ctx, t, "man-shape");
+      const m = await getManifest(t, placed.client.wire);
+      for (const key of ["manifestVersion", "bundle", "deployments"])
+        t.expect(
+          Object.hasOwn(m.tree, key),
+          `the manifest must have a ${key} member (wfm-102, OpenAPI UnsignedAppStateManifest)${bodyHint(m.res)}`,
+        );
+      const list = m.tree.deployments;
+      t.expect(Array.isArray(list), "deployments must be an array (wfm-102)");
+      t.expect(
+        list.length > 0,
+        "deployments must list the deployment the driver created (wfm-102)",
+      );
+      for (const [i, d] of list.entries())
+        for (const key of ["deploymentId", "digest", "url"])
+          t.expect(
+            typeof member(d, key) === "string",
+            `deployments[${i}].${key} must be a string (wfm-102, OpenAPI DeploymentManifestRef); got ${JSON.stringify(String(member(d, key)))}`,
+          );
+    },
+  }),
+
+  wfmCheck({
     id: "wfm.manifest.canonical-json",
     title: "The manifest body is RFC 8785 canonical JSON",
     requirements: ["wfm-050"],
