@@ -125,6 +125,9 @@ describe("instrumented WFM wire", () => {
     expect(b.body.length).toBe(0);
     const c = await call("GET", "/api/v1/deployments", { headers: { accept: "text/html" } });
     expect(c.status).toBe(406);
+    expect(JSON.parse(c.body.toString()).type).toBe(
+      "https://docs.margo.org/specification/problem-types#server-cannot-generate-response",
+    );
     const reqs = wfm.requests();
     expect(reqs.map((r) => r.status)).toEqual([200, 304, 406]);
     expect(reqs[0]?.clientChainLength).toBeGreaterThanOrEqual(2);

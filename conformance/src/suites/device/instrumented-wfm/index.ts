@@ -243,7 +243,7 @@ export async function startInstrumentedWfm(
       return problem(
         res,
         hf.status,
-        hf.status === 429 ? "#too-many-requests" : "#service-unavailable",
+        "about:blank",
         hf.status === 429 ? "Too Many Requests" : "Service Unavailable",
         {
           retryable: true,
@@ -254,10 +254,10 @@ export async function startInstrumentedWfm(
       );
     }
     if (path === "/api/v1/deployments") {
-      if (method !== "GET") return problem(res, 405, "#method-not-allowed", "Method Not Allowed");
+      if (method !== "GET") return problem(res, 405, "about:blank", "Method Not Allowed");
       const accept = req.headers.accept;
       if (accept !== undefined && !acceptsManifest(accept)) {
-        return problem(res, 406, "#server-cannot-generate-response", "Not Acceptable");
+        return problem(res, 406, margoType("server-cannot-generate-response"), "Not Acceptable");
       }
       const m = current.published;
       if (req.headers["if-none-match"] === m.etag) {
@@ -279,7 +279,7 @@ export async function startInstrumentedWfm(
         return problem(
           res,
           404,
-          art.kind === "bundle" ? "#invalid-bundle" : "#deployment-not-found",
+          art.kind === "bundle" ? margoType("invalid-bundle") : margoType("deployment-not-found"),
           "Not Found",
         );
       }
@@ -293,10 +293,11 @@ export async function startInstrumentedWfm(
     }
     const st = /^\/api\/v1\/deployments\/([^/]+)\/status$/.exec(path);
     if (st?.[1]) {
-      if (method !== "POST") return problem(res, 405, "#method-not-allowed", "Method Not Allowed");
+      if (method !== "POST") return problem(res, 405, "about:blank", "Method Not Allowed");
       const id = safeDecode(st[1]);
       const parsed = parseObject(body);
-      if (!parsed) return problem(res, 400, "#invalid-request", "body is not a JSON object");
+      if (!parsed)
+        return problem(res, 400, margoType("invalid-request"), "body is not a JSON object");
       statuses.push({ seq: seq + 1, at: Date.now(), deploymentId: id, body: parsed, raw: body });
       const first = !seenStatus.has(id);
       seenStatus.add(id);
@@ -313,9 +314,10 @@ export async function startInstrumentedWfm(
         res.end();
         return 204;
       }
-      if (method !== "PUT") return problem(res, 405, "#method-not-allowed", "Method Not Allowed");
+      if (method !== "PUT") return problem(res, 405, "about:blank", "Method Not Allowed");
       const parsed = parseObject(body);
-      if (!parsed) return problem(res, 400, "#invalid-request", "body is not a JSON object");
+      if (!parsed)
+        return problem(res, 400, margoType("invalid-request"), "body is not a JSON object");
       caps.push({ seq: seq + 1, at: Date.now(), deviceId, body: parsed });
       const first = !seenCaps.has(deviceId);
       seenCaps.add(deviceId);
@@ -327,7 +329,9 @@ export async function startInstrumentedWfm(
       return problem(
         res,
         404,
-        path.startsWith("/api/v1/bundles/") ? "#invalid-bundle" : "#deployment-not-found",
+        path.startsWith("/api/v1/bundles/")
+          ? margoType("invalid-bundle")
+          : margoType("deployment-not-found"),
         "Not Found",
       );
     }
@@ -341,7 +345,7 @@ export async function startInstrumentedWfm(
         const path = (req.url ?? "/").split("?")[0] ?? "/";
         // An earlier scope's identity (a device not yet reconfigured) must not pollute the records.
         if (peerSpiffeId(req) !== scope.clientSpiffeId) {
-          problem(res, 403, "#not-authorized", "not the current client of this WFM");
+          problem(res, 403, margoType("not-authorized"), "not the current client of this WFM");
           return;
         }
         let status = 500;
@@ -464,6 +468,10 @@ export async function startInstrumentedWfm(
   };
   return wfm;
 }
+
+/** Registered Margo problem types live under one namespace (problem-types registry, digest 9). */
+const PROBLEM_NAMESPACE = "https://docs.margo.org/specification/problem-types";
+const margoType = (name: string) => `${PROBLEM_NAMESPACE}#${name}`;
 
 function acceptsManifest(accept: string): boolean {
   return accept
