@@ -90,6 +90,8 @@ export interface FakeSuiteOptions {
   features?: string[];
   beforeEachError?: Error;
   closeError?: Error;
+  /** open() takes this long (to test the set-up deadline). */
+  openDelayMs?: number;
 }
 
 /** A suite of the given checks; `log` records open/beforeEach/close order. */
@@ -107,6 +109,7 @@ export function fakeSuite(
       log.push(`open ${io.workDir.endsWith(name) ? name : io.workDir}`);
       io.log("opening");
       if (opts.openError) throw opts.openError;
+      if (opts.openDelayMs) await new Promise((r) => setTimeout(r, opts.openDelayMs));
       const ctx = { calls: log };
       return {
         ctx,

@@ -79,6 +79,15 @@ describe("runConformance outcome mapping", () => {
     expect(report.implementations).toEqual({});
   });
 
+  it("a suite whose set-up misses its deadline errors its checks, and is closed when it opens late", async () => {
+    const s = fakeSuite("wfm", [fakeCheck("wfm", "a", "pass")], { openDelayMs: 150 });
+    const report = await runConformance(config(), { suites: { wfm: s }, openTimeoutMs: 30 });
+    expect(report.checks[0]?.outcome).toBe("error");
+    expect(report.checks[0]?.message).toMatch(/set-up did not finish within 30 ms/);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(s.log.at(-1)).toBe("close");
+  });
+
   it("a failing beforeEach is an error, never a fail; close errors are reported as progress", async () => {
     const events: ProgressEvent[] = [];
     const s = fakeSuite("wfm", [fakeCheck("wfm", "a", "fail")], {

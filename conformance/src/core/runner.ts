@@ -63,6 +63,10 @@ export interface RunOptions {
   keepWorkDir?: boolean;
   /** Aborts the whole run: running checks see their signal aborted; remaining ones error. */
   signal?: AbortSignal;
+  /** Deadline of a suite's open (default 5 min): a device that never becomes ready errors its checks instead of hanging the run. */
+  openTimeoutMs?: number;
+  /** Deadline of a suite's close (default 2 min). */
+  closeTimeoutMs?: number;
   /** How long a timed-out check gets to notice its aborted signal before the next check starts. */
   abortGraceMs?: number;
   now?(): Date;
@@ -97,6 +101,8 @@ export async function runConformance(
       emit: (e) => opts.onProgress?.(e),
       signal: opts.signal,
       abortGraceMs: opts.abortGraceMs ?? 1000,
+      openTimeoutMs: opts.openTimeoutMs ?? 300_000,
+      closeTimeoutMs: opts.closeTimeoutMs ?? 120_000,
       now,
     });
 
@@ -168,6 +174,8 @@ interface SuiteRunCtx {
   emit(e: ProgressEvent): void;
   signal: AbortSignal | undefined;
   abortGraceMs: number;
+  openTimeoutMs: number;
+  closeTimeoutMs: number;
   now(): Date;
 }
 
@@ -196,11 +204,20 @@ async function runSuite(
   const unlink = linkAbort(rc.signal, openAbort);
   try {
     await mkdir(rc.workDir, { recursive: true });
-    session = await suite.open(section, {
-      workDir: rc.workDir,
-      log: (line) => rc.emit({ type: "suite-log", suite: name, line }),
-      signal: openAbort.signal,
-    });
+    session = await withDeadline(
+      suite.open(section, {
+        workDir: rc.workDir,
+        log: (line) => rc.emit({ type: "suite-log", suite: name, line }),
+        signal: openAbort.signal,
+      }),
+      rc.openTimeoutMs,
+      () => {
+        openAbort.abort(new Error("suite set-up timed out"));
+        return new Error(`suite set-up did not finish within ${rc.openTimeoutMs} ms`);
+      },
+      // A session that arrives after the deadline must still be torn down (it may own processes).
+      (late) => void late.close().catch(() => {}),
+    );
   } catch (err) {
     const unavailable = err instanceof SuiteUnavailable || err instanceof CheckSkipped;
     const outcome = unavailable ? "skip" : "error";
@@ -241,7 +258,11 @@ async function runSuite(
     const closeStart = Date.now();
     let closeError: string | undefined;
     try {
-      await session.close();
+      await withDeadline(
+        session.close(),
+        rc.closeTimeoutMs,
+        () => new Error(`close did not finish within ${rc.closeTimeoutMs} ms`),
+      );
     } catch (err) {
       closeError = errorText(err);
     }
@@ -408,6 +429,30 @@ function errorText(err: unknown): string {
 
 function stackHead(err: Error): string | undefined {
   return err.stack?.split("\n").slice(0, 6).join("\n");
+}
+
+/** Await `p`, or reject with `onTimeout()` after `ms`; `onLate` receives a value that came too late. */
+function withDeadline<T>(
+  p: Promise<T>,
+  ms: number,
+  onTimeout: () => Error,
+  onLate?: (v: T) => void,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let expired = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      expired = true;
+      reject(onTimeout());
+    }, ms);
+  });
+  p.then(
+    (v) => {
+      if (expired) onLate?.(v);
+    },
+    () => {},
+  );
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number): Promise<void> {
