@@ -98,7 +98,12 @@ export async function runConformance(
     runSuite(name, opts.suites[name] as AnySuite, config, {
       known,
       workDir: join(workRoot, name),
-      emit: (e) => opts.onProgress?.(e),
+      emit: (e) => {
+        // Progress is a courtesy: a broken terminal (EPIPE) must not abort the run or lose the report.
+        try {
+          opts.onProgress?.(e);
+        } catch {}
+      },
       signal: opts.signal,
       abortGraceMs: opts.abortGraceMs ?? 1000,
       openTimeoutMs: opts.openTimeoutMs ?? 300_000,
