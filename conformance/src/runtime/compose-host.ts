@@ -17,7 +17,7 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 
 /** A running fresh Docker Engine in its own network namespace. */
@@ -106,8 +106,8 @@ export async function startComposeHost(opts: ComposeHostOptions): Promise<Compos
     stop: once(() => teardown({ netns, runDir, workDir, vethHost: veth.host, socketPath, log })),
   };
   try {
-    await mkdir(runDir, { recursive: true });
-    await mkdir(join(workDir, "root"), { recursive: true });
+    // The runtime folder appears with its owner record already inside (built under a dot name,
+    // then renamed): another run's reaper must never see it ownerless and take it for a leftover.
     const owner: OwnerRecord = {
       ownerPid: process.pid,
       ownerStart: await processStart(process.pid),
@@ -115,7 +115,11 @@ export async function startComposeHost(opts: ComposeHostOptions): Promise<Compos
       workDir,
       vethHost: veth.host,
     };
-    await writeFile(join(runDir, "owner.json"), `${JSON.stringify(owner)}\n`);
+    const staging = join(COMPOSE_HOST_RUN_ROOT, `.${netns}`);
+    await mkdir(staging, { recursive: true });
+    await writeFile(join(staging, "owner.json"), `${JSON.stringify(owner)}\n`);
+    await rename(staging, runDir);
+    await mkdir(join(workDir, "root"), { recursive: true });
 
     await step("create network namespace", ["ip", "netns", "add", netns]);
     // A stale veth of this index (its namespace already gone) would make the add fail.
@@ -164,6 +168,7 @@ export async function startComposeHost(opts: ComposeHostOptions): Promise<Compos
     }
     return host;
   } catch (e) {
+    await rm(join(COMPOSE_HOST_RUN_ROOT, `.${netns}`), { recursive: true, force: true });
     await host
       .stop()
       .catch((e2: unknown) => log(`compose host ${netns}: cleanup after failure: ${String(e2)}`));
@@ -400,28 +405,44 @@ export async function reapStaleComposeHosts(
     if (d.startsWith(NETNS_PREFIX)) names.add(d);
   }
   const reaped: string[] = [];
+  // Staging folders of a start that died between creating and renaming them.
+  for (const d of await readdir(COMPOSE_HOST_RUN_ROOT).catch(() => [] as string[])) {
+    if (!d.startsWith(`.${NETNS_PREFIX}`)) continue;
+    const owner = await readOwner(join(COMPOSE_HOST_RUN_ROOT, d));
+    if (owner && (await ownerAlive(owner))) continue;
+    await rm(join(COMPOSE_HOST_RUN_ROOT, d), { recursive: true, force: true });
+  }
   for (const netns of names) {
     const runDir = join(COMPOSE_HOST_RUN_ROOT, netns);
     const owner = await readOwner(runDir);
     const daemonPid = await readPid(join(runDir, "docker.pid"));
-    const ownerAlive =
-      owner !== undefined
-        ? alive(owner.ownerPid) && (await processStart(owner.ownerPid)) === owner.ownerStart
-        : daemonPid !== undefined && alive(daemonPid);
-    if (ownerAlive) continue;
+    const live =
+      owner !== undefined ? await ownerAlive(owner) : daemonPid !== undefined && alive(daemonPid);
+    if (live) continue;
     const index = owner?.index ?? Number(netns.slice(NETNS_PREFIX.length).split("-")[0]);
     log(`compose host ${netns}: owner gone, reaping its leftovers`);
-    await teardown({
-      netns,
-      runDir,
-      workDir: owner?.workDir ?? join(runDir, "missing-workdir"),
-      vethHost: owner?.vethHost ?? vethNames(index).host,
-      socketPath: join(runDir, "docker.sock"),
-      log,
-    });
-    reaped.push(netns);
+    try {
+      await teardown({
+        netns,
+        runDir,
+        workDir: owner?.workDir ?? join(runDir, "missing-workdir"),
+        vethHost: owner?.vethHost ?? vethNames(index).host,
+        socketPath: join(runDir, "docker.sock"),
+        log,
+      });
+      reaped.push(netns);
+    } catch (e) {
+      // Two runs starting at once may reap the same leftover; what one removed the other cannot.
+      // A leftover that really stays is caught by the index check or by the next reap.
+      log(`compose host ${netns}: reaping incomplete: ${(e as Error).message}`);
+    }
   }
   return reaped;
+}
+
+/** The owning process still runs (same pid and the same start time: not a reused pid). */
+async function ownerAlive(owner: OwnerRecord): Promise<boolean> {
+  return alive(owner.ownerPid) && (await processStart(owner.ownerPid)) === owner.ownerStart;
 }
 
 async function readOwner(runDir: string): Promise<OwnerRecord | undefined> {
