@@ -19,6 +19,9 @@ interface RunFigures {
   totalMs: number;
   /** The harness's own duration as it reports it. */
   harnessMs: number;
+  /** Around the harness: fixture check + reference WFM start, and its stop. */
+  setupMs: number;
+  teardownMs: number;
   suites: Partial<Record<SuiteName, { checks: number; spanMs: number; sumMs: number }>>;
   summary: RunReport["summary"];
 }
@@ -58,6 +61,8 @@ async function main(): Promise<number> {
         exitCode: r.exitCode,
         totalMs: r.durationMs,
         harnessMs: r.report.durationMs,
+        setupMs: r.phasesMs.setup,
+        teardownMs: r.phasesMs.teardown,
         suites: suiteFigures(r.report),
         summary: r.report.summary,
       });
@@ -70,12 +75,12 @@ async function main(): Promise<number> {
   } else {
     const s = (ms: number | undefined) => (ms === undefined ? "-" : (ms / 1000).toFixed(1));
     process.stdout.write(
-      "run  exit  total s  harness s  wfm span s  device span s  package span s  pass/fail/error/skip\n",
+      "run  exit  total s  setup s  harness s  teardown s  wfm span s  device span s  package span s  pass/fail/error/skip\n",
     );
     for (const f of figures) {
       const { pass, fail, error, skip } = f.summary;
       process.stdout.write(
-        `${String(f.run).padEnd(5)}${String(f.exitCode).padEnd(6)}${s(f.totalMs).padEnd(9)}${s(f.harnessMs).padEnd(11)}${s(f.suites.wfm?.spanMs).padEnd(12)}${s(f.suites.device?.spanMs).padEnd(15)}${s(f.suites.package?.spanMs).padEnd(16)}${pass}/${fail}/${error}/${skip}\n`,
+        `${String(f.run).padEnd(5)}${String(f.exitCode).padEnd(6)}${s(f.totalMs).padEnd(9)}${s(f.setupMs).padEnd(9)}${s(f.harnessMs).padEnd(11)}${s(f.teardownMs).padEnd(12)}${s(f.suites.wfm?.spanMs).padEnd(12)}${s(f.suites.device?.spanMs).padEnd(15)}${s(f.suites.package?.spanMs).padEnd(16)}${pass}/${fail}/${error}/${skip}\n`,
       );
     }
     const totals = figures.map((f) => f.totalMs).sort((a, b) => a - b);

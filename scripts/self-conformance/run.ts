@@ -49,7 +49,10 @@ export interface SelfConformanceOptions {
 export interface SelfConformanceResult {
   exitCode: number;
   report: RunReport;
+  /** Whole run, WFM teardown included. */
   durationMs: number;
+  /** Where the time went: fixture check and WFM start, the harness process, WFM stop. */
+  phasesMs: { setup: number; harness: number; teardown: number };
 }
 
 /** The self-conformance run could not be set up or the harness produced no report. */
@@ -96,8 +99,13 @@ export async function runSelfConformance(
   // always goes: the mutant matrix runs this dozens of times with intended failures.
   const logDir = join(outDir, "logs");
   await mkdir(logDir, { recursive: true });
+  // A report left by an earlier run must never be read as this run's.
+  await rm(join(outDir, "report.json"), { force: true });
   const work = await mkdtemp(join(tmpdir(), "margo-self-"));
   let wfm: ChildProcess | undefined;
+  let harnessStart = 0;
+  let harnessEnd = 0;
+  let result: Omit<SelfConformanceResult, "durationMs" | "phasesMs"> | undefined;
   try {
     const needsWfm = suites.includes("wfm");
     let wfmSection: ConformanceConfig["wfm"];
@@ -124,19 +132,30 @@ export async function runSelfConformance(
     await writeFile(configFile, stringify(config));
     log(`self-conformance: harness config ${configFile}; suites ${suites.join(", ")}`);
 
+    harnessStart = Date.now();
     const exitCode = await runHarness(configFile, outDir, opts.quiet ?? false, logDir);
+    harnessEnd = Date.now();
     const reportFile = join(outDir, "report.json");
     if (!existsSync(reportFile)) {
       throw new SelfConformanceError(
         `the harness exited ${exitCode} without writing ${reportFile}; its output is in ${join(logDir, "harness.log")}`,
       );
     }
-    const report = JSON.parse(await readFile(reportFile, "utf8")) as RunReport;
-    return { exitCode, report, durationMs: Date.now() - t0 };
+    result = { exitCode, report: JSON.parse(await readFile(reportFile, "utf8")) as RunReport };
   } finally {
     if (wfm) await stopChild(wfm, "margo-wfm serve");
     await rm(work, { recursive: true, force: true });
   }
+  const t1 = Date.now();
+  const phasesMs = {
+    setup: harnessStart - t0,
+    harness: harnessEnd - harnessStart,
+    teardown: t1 - harnessEnd,
+  };
+  log(
+    `self-conformance: ${(t1 - t0) / 1000} s (set-up ${phasesMs.setup / 1000} s, harness ${phasesMs.harness / 1000} s, teardown ${phasesMs.teardown / 1000} s)`,
+  );
+  return { ...result, durationMs: t1 - t0, phasesMs };
 }
 
 /** `margo-wfm init` then `serve --json`; resolves once it printed its listening line. */
