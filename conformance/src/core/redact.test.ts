@@ -104,6 +104,14 @@ describe("redaction", () => {
     expect(text).not.toContain("t0k3n");
     expect(text).not.toContain("PRIVATE KEY-----");
     expect(text).toContain('"18446744073709551615"');
+    expect(
+      sanitize({ privateKeyPem: "opaque", clientSecret: "s", accessToken: "t", tokenFile: "/p" }),
+    ).toEqual({
+      privateKeyPem: REDACTED,
+      clientSecret: REDACTED,
+      accessToken: REDACTED,
+      tokenFile: "/p",
+    });
     expect(sanitize({ a: new Uint8Array([0, 1]) })).toEqual({
       a: { base64: "AAE=", sizeBytes: 2, sha256: sha256Hex(new Uint8Array([0, 1])) },
     });

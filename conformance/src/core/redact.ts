@@ -24,7 +24,7 @@ const SECRET_HEADERS = new Set([
 ]);
 /** Object keys (in gRPC payloads and details) whose values grant access. */
 const SECRET_KEYS =
-  /^(authorization|proxy-authorization|cookie|set-cookie|token|bearer|bearer-?token|password|secret|private-?key|privatekey|key-?pem|keypem|svid-?key|svidkey)$/i;
+  /^(authorization|proxy-authorization|cookie|set-cookie|token|bearer|bearer-?token|key-?pem|svid-?key)$|private-?key|password|secret|access-?token|auth-?token/i;
 
 /** Placeholder shown where a secret was. */
 export const REDACTED = "[redacted]";
