@@ -357,6 +357,12 @@ describe("instrumented WFM identities and trust", () => {
     expect(wfm.requests().filter((r) => r.path === "/.well-known/spiffe/bundle.json")).toHaveLength(
       2,
     );
+    // A fresh scope gets a fresh bundle port: a refresher left from an earlier Configure misses it.
+    const before = wfm.bundleUrl;
+    await wfm.reset();
+    expect(wfm.bundleUrl).not.toBe(before);
+    await expect(call("GET", "", { base: before, cert: null })).rejects.toThrow();
+    expect((await call("GET", "", { base: wfm.bundleUrl, cert: null })).status).toBe(200);
     const t = tools();
     await expect(wfm.waitFor(t, "nothing", () => false, 60)).rejects.toThrow(
       /timed out after 60 ms/,

@@ -34,12 +34,15 @@ export interface LaunchOptions {
 }
 
 const STOP_GRACE_MS = 5_000;
+/** stderr lines kept for the message when the device dies unexpectedly. */
+const TAIL_LINES = 20;
 
 export async function launchDevice(o: LaunchOptions): Promise<LaunchedDevice> {
   const logFile = join(o.workDir, "device.log");
   const logStream = createWriteStream(logFile, { flags: "a" });
   let child: ChildProcess | undefined;
   let address = "";
+  const tail: string[] = [];
 
   const start = async () => {
     const env: NodeJS.ProcessEnv = {
@@ -57,6 +60,12 @@ export async function launchDevice(o: LaunchOptions): Promise<LaunchedDevice> {
     });
     child = c;
     c.stderr?.pipe(logStream, { end: false });
+    // The last stderr lines, so a device that dies mid-run says why in the harness's own log
+    // (the work folder, and the full log with it, may be gone by the time anyone looks).
+    c.stderr?.on("data", (chunk: Buffer) => {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) tail.push(line);
+      if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
+    });
     address = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -84,6 +93,12 @@ export async function launchDevice(o: LaunchOptions): Promise<LaunchedDevice> {
         if (found) {
           clearTimeout(timer);
           c.removeAllListeners("exit");
+          c.once("exit", (code, sig) => {
+            if (child !== c) return;
+            o.log(
+              `device process ${c.pid} exited unexpectedly (${code ?? sig}); last stderr lines:\n${tail.join("\n")}`,
+            );
+          });
           resolve(found);
         }
       });

@@ -101,7 +101,6 @@ export async function startInstrumentedWfm(
   let current: BuiltManifest = buildManifest(1n, [], []);
   let bundleDoc = trustedBundle(1n);
   let bundleCache = "no-store";
-  let identity: ServerIdentity = "good";
 
   const contextFor = (kind: ServerIdentity, maxTls?: "TLSv1.1" | "TLSv1.2" | "TLSv1.3") => {
     const id = pki.server[kind];
@@ -119,7 +118,6 @@ export async function startInstrumentedWfm(
     requestCert: true,
     rejectUnauthorized: true,
   });
-  const bundleServer = createServer({ ...contextFor("good") });
 
   const sockets = new Set<Socket>();
   const tlsSockets = new Set<TLSSocket>();
@@ -154,7 +152,6 @@ export async function startInstrumentedWfm(
     });
   };
   track(management, "management");
-  track(bundleServer, "bundle");
 
   const peerSpiffeId = (req: IncomingMessage): string | undefined => {
     const san = (req.socket as TLSSocket).getPeerX509Certificate?.()?.subjectAltName ?? "";
@@ -362,7 +359,7 @@ export async function startInstrumentedWfm(
     );
   });
 
-  bundleServer.on("request", (req: IncomingMessage, res: ServerResponse) => {
+  const onBundleRequest = (req: IncomingMessage, res: ServerResponse) => {
     const tls = tlsFacts(req);
     void readBody(req).then((body) => {
       const path = (req.url ?? "/").split("?")[0] ?? "/";
@@ -386,10 +383,22 @@ export async function startInstrumentedWfm(
       }
       record(req, body, status, path, tls);
     });
-  });
+  };
+
+  /**
+   * A bundle endpoint on a fresh port per client scope: a refresher the device left running from
+   * an earlier Configure then hits a closed port instead of showing up in the next check's records.
+   */
+  const openBundleServer = async (kind: ServerIdentity) => {
+    const server = createServer({ ...contextFor(kind) });
+    track(server, "bundle");
+    server.on("request", onBundleRequest);
+    const port = await listen(server);
+    return { server, url: `https://127.0.0.1:${port}${BUNDLE_PATH}` };
+  };
 
   const mPort = await listen(management);
-  const bPort = await listen(bundleServer);
+  let bundle = await openBundleServer("good");
 
   const cutConnections = () => {
     for (const s of tlsSockets) {
@@ -402,7 +411,9 @@ export async function startInstrumentedWfm(
 
   const wfm: RunningInstrumentedWfm = {
     url: `https://127.0.0.1:${mPort}`,
-    bundleUrl: `https://127.0.0.1:${bPort}${BUNDLE_PATH}`,
+    get bundleUrl() {
+      return bundle.url;
+    },
     trustDomain: opts.trustDomain,
     spiffeId: pki.wfmSpiffeId,
     clientCredentials: () => ({
@@ -426,10 +437,9 @@ export async function startInstrumentedWfm(
       faults = [];
     },
     async presentIdentity(kind, o) {
-      identity = kind;
       const ctx = contextFor(kind, o?.maxTlsVersion);
       management.setSecureContext({ ...ctx, ca: pki.root.certPem });
-      bundleServer.setSecureContext(ctx);
+      bundle.server.setSecureContext(ctx);
       // Keep-alive connections would go on with the old handshake.
       cutConnections();
     },
@@ -456,13 +466,15 @@ export async function startInstrumentedWfm(
       current = buildManifest(1n, [], []);
       bundleDoc = trustedBundle(1n);
       bundleCache = "no-store";
-      if (identity !== "good") identity = "good";
+      const old = bundle.server;
+      bundle = await openBundleServer("good");
+      old.close();
       await wfm.presentIdentity("good");
     },
     async close() {
       cutConnections();
       await Promise.all(
-        [management, bundleServer].map((s) => new Promise<void>((r) => s.close(() => r()))),
+        [management, bundle.server].map((s) => new Promise<void>((r) => s.close(() => r()))),
       );
     },
   };
