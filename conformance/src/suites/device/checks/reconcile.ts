@@ -10,12 +10,15 @@ import type { Check, CheckTools } from "../../../core/types.js";
 import type { DeviceCtx, EngineContainer } from "../context.js";
 import {
   brief,
+  CONVERGE_MS,
   containersOf,
   deployRunning,
   deviceCheck,
   isManifestGet,
   isRunning,
   markOf,
+  mixedScenario,
+  pairScenario,
   pause,
   planDeployment,
   publishAndFetch,
@@ -23,7 +26,6 @@ import {
   runningPlan,
   stateOf,
   statusesOf,
-  waitEngine,
 } from "./support.js";
 
 /** Docker's StartedAt (RFC 3339 with up to 9 fraction digits) as nanoseconds, comparable exactly. */
@@ -59,26 +61,35 @@ const singleRuns = deviceCheck({
   },
 });
 
+/** The first check of a run deploys the shared scenario: it needs the time for it. */
+const SCENARIO_TIMEOUT_MS = 75_000;
+
+/** The pair scenario's containers once all components ran, or fail. */
+async function pairInstalled(ctx: DeviceCtx, t: CheckTools, item: string) {
+  const o = await pairScenario(ctx, t);
+  if (!o.installed)
+    t.fail(
+      `${item}: the components (zeta, alpha) of deployment ${o.plan.deploymentId} never all ran within ${CONVERGE_MS} ms`,
+    );
+  return { o, installed: o.installed };
+}
+
 const listedOrder = deviceCheck({
   id: "device.reconcile.listed-order",
   title: "Components are installed in the listed order (wait: true)",
   requirements: ["device-072"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    requireCompose(ctx, t);
-    // Listed order is the reverse of name order, so a device that sorts by name is caught.
-    const a = planDeployment(ctx, [
-      { name: "zeta", ref: ctx.components.running, wait: true },
-      { name: "alpha", ref: ctx.components.running, wait: true },
-    ]);
-    const { containers } = await deployRunning(ctx, t, a);
-    const first = earliest(containersOf(containers, a.deploymentId, "zeta"));
-    const second = earliest(containersOf(containers, a.deploymentId, "alpha"));
+    // Listed order (zeta, alpha) is the reverse of name order, so sorting by name is caught.
+    const { o, installed } = await pairInstalled(ctx, t, "item 72");
+    const first = earliest(containersOf(installed, o.plan.deploymentId, "zeta"));
+    const second = earliest(containersOf(installed, o.plan.deploymentId, "alpha"));
     if (!first || !second) t.fail("item 72: no container for one of the components");
     t.note(`zeta started ${first.startedAt}, alpha started ${second.startedAt}`);
     t.expect(
       startedNs(first.startedAt) < startedNs(second.startedAt),
       `item 72: components must be installed in listed order (zeta, then alpha with wait: true), but alpha started at ${second.startedAt}, not after zeta at ${first.startedAt}`,
-      { containers: containers.map(brief) },
+      { containers: installed.map(brief) },
     );
   },
 });
@@ -87,33 +98,23 @@ const exitNotRunning = deviceCheck({
   id: "device.reconcile.non-zero-exit-not-running",
   title: "A component whose container exits non-zero is not left running or restarting",
   requirements: ["device-073"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const engine = requireCompose(ctx, t);
-    const a = planDeployment(ctx, [{ name: "crash", ref: ctx.components.exitsNonZero }]);
-    const { fetchSeq } = await publishAndFetch(ctx, t, [a]);
-    // Sync point: the container exited, or the device reported failed (not judged here).
-    await waitEngine(
-      ctx,
-      t,
-      `deployment ${a.deploymentId} to be attempted (an exited container, or a failed status)`,
-      (cs) =>
-        containersOf(cs, a.deploymentId).some((c) => c.state === "exited" && c.exitCode !== 0) ||
-        statusesOf(ctx, a.deploymentId).some((s) => stateOf(s) === "failed"),
+    const o = await mixedScenario(ctx, t);
+    t.expect(
+      o.crashExited || o.failedReported,
+      `item 73: the component "crash" of deployment ${o.plan.deploymentId} was never started (no exited container within ${CONVERGE_MS} ms)`,
     );
-    const samples: EngineContainer[][] = [];
-    for (let i = 0; i < 3; i++) {
-      await pause(t, 250);
-      samples.push(containersOf(await engine.containers(t), a.deploymentId));
-    }
-    const alive = samples.flat().filter((c) => c.state === "running" || c.state === "restarting");
+    const alive = o.crashSamples
+      .flat()
+      .filter((c) => c.state === "running" || c.state === "restarting");
     t.expect(
       alive.length === 0,
       `item 73: a component that exits non-zero during start has failed; its container must not be kept running or restarting (seen ${alive
         .map((c) => `${c.name} ${c.state}`)
         .join(", ")})`,
-      { samples: samples.map((s) => s.map(brief)) },
+      { samples: o.crashSamples.map((s) => s.map(brief)) },
     );
-    t.note(`fetched at request #${fetchSeq}`);
   },
 });
 
@@ -121,16 +122,12 @@ const removal = deviceCheck({
   id: "device.reconcile.removed-when-absent",
   title: "A deployment dropped from the manifest is removed from the engine",
   requirements: ["device-055"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    requireCompose(ctx, t);
-    const a = planDeployment(ctx, [runningPlan(ctx)]);
-    await deployRunning(ctx, t, a);
-    await publishAndFetch(ctx, t, []);
-    await waitEngine(
-      ctx,
-      t,
-      `item 55: the containers of deployment ${a.deploymentId}, absent from the new manifest, to be removed`,
-      (cs) => containersOf(cs, a.deploymentId).length === 0,
+    const { o } = await pairInstalled(ctx, t, "item 55");
+    t.expect(
+      o.removed,
+      `item 55: deployment ${o.plan.deploymentId} was dropped from the manifest, but its containers were still there after ${CONVERGE_MS} ms`,
     );
   },
 });
@@ -139,14 +136,10 @@ const otelEnv = deviceCheck({
   id: "device.reconcile.otel-endpoint-injected",
   title: "Every workload container gets HTTP_OTEL_EXPORTER_OTLP_ENDPOINT",
   requirements: ["device-089"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    requireCompose(ctx, t);
-    const a = planDeployment(ctx, [
-      { name: "one", ref: ctx.components.running },
-      { name: "two", ref: ctx.components.running },
-    ]);
-    const { containers } = await deployRunning(ctx, t, a);
-    const lacking = containers.filter(
+    const { installed } = await pairInstalled(ctx, t, "item 89");
+    const lacking = installed.filter(
       (c) => !c.env.some((e) => /^HTTP_OTEL_EXPORTER_OTLP_ENDPOINT=.+/.test(e)),
     );
     t.expect(

@@ -2,20 +2,23 @@
  * device.status: the statuses the device POSTs to `/api/v1/deployments/{id}/status` (digest 7;
  * items 65-70, plus the reported side of 72/73). Judged from the bodies the instrumented WFM
  * received; what runs on the engine is device.reconcile's concern.
+ *
+ * Most checks judge one of two shared scenarios (support.ts: "pair" installs two components and
+ * removes them, "mixed" has one component that runs and one that exits 1), each deployed once
+ * per run: deploying is what costs, and the concerns judged here are all visible in them.
  */
 import type { Check, CheckTools } from "../../../core/types.js";
 import type { DeviceCtx, ReceivedStatus } from "../context.js";
 import {
-  CONVERGE_MS,
-  containersOf,
   deviceCheck,
-  type PlannedDeployment,
+  type MixedObservation,
+  mixedScenario,
+  type PairObservation,
   PRECEDENCE,
-  pause,
+  pairScenario,
   planDeployment,
   publishAndFetch,
   requireCompose,
-  runningPlan,
   STATES,
   type State,
   stateOf,
@@ -26,63 +29,27 @@ import {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === "object" && !Array.isArray(v);
 
+/** The first check of a run deploys the shared scenario: it needs the time for it. */
+const SCENARIO_TIMEOUT_MS = 75_000;
+
 function componentsOf(s: ReceivedStatus): Obj[] {
   const c = s.body.components;
   return Array.isArray(c) ? c.filter(isObj) : [];
 }
 
-function states(ctx: DeviceCtx, id: string): string[] {
-  return statusesOf(ctx, id).map((s) => String(stateOf(s)));
-}
-
-/** Publish and wait for the status in `state` (fail with the states seen on timeout). */
-async function reach(
-  ctx: DeviceCtx,
-  t: CheckTools,
-  plan: PlannedDeployment,
-  state: State,
-  timeoutMs = CONVERGE_MS,
-): Promise<{ version: bigint; status: ReceivedStatus }> {
-  requireCompose(ctx, t);
-  const { manifest } = await publishAndFetch(ctx, t, [plan]);
-  const status = await waitStatus(ctx, t, plan.deploymentId, state, timeoutMs).catch(
-    (e: unknown) => {
-      t.note(`states reported: ${states(ctx, plan.deploymentId).join(" -> ") || "none"}`);
-      throw e;
-    },
-  );
-  return { version: manifest.manifestVersion, status };
-}
-
-/** How long a report may trail the change it reports once the engine shows the change. */
-const REPORT_MS = 5_000;
-
-/**
- * Drop the deployment from the manifest and wait until its containers are gone from the engine:
- * only a sync point (so a missing "removed" report fails in seconds, not at the converge
- * timeout); the verdict stays with the reported statuses.
- */
-async function removeAndSettle(ctx: DeviceCtx, t: CheckTools, plan: PlannedDeployment) {
-  await publishAndFetch(ctx, t, []);
-  const deadline = Date.now() + CONVERGE_MS;
-  const engine = requireCompose(ctx, t);
-  while (Date.now() < deadline) {
-    if (statusesOf(ctx, plan.deploymentId).some((s) => stateOf(s) === "removed")) return;
-    if (containersOf(await engine.containers(t), plan.deploymentId).length === 0) return;
-    await pause(t, 200);
-  }
+function statesOf(statuses: ReceivedStatus[]): string[] {
+  return statuses.map((s) => String(stateOf(s)));
 }
 
 /** `first` reported before `then` (both present). */
 function expectSequence(
-  ctx: DeviceCtx,
   t: CheckTools,
-  id: string,
+  statuses: ReceivedStatus[],
   first: State,
   then: State,
   why: string,
 ) {
-  const seen = states(ctx, id);
+  const seen = statesOf(statuses);
   const i = seen.indexOf(first);
   const j = seen.lastIndexOf(then);
   t.expect(
@@ -91,17 +58,31 @@ function expectSequence(
   );
 }
 
+function notePair(t: CheckTools, o: PairObservation) {
+  t.note(
+    `deployment ${o.plan.deploymentId} (zeta, alpha), manifestVersion ${o.version}: ${
+      o.installed ? "all components ran" : "components never all ran"
+    }, ${o.removed ? "removed from the engine" : "not removed from the engine"}; reported ${statesOf(o.statuses).join(" -> ") || "nothing"}`,
+  );
+}
+
+function noteMixed(t: CheckTools, o: MixedObservation) {
+  t.note(
+    `deployment ${o.plan.deploymentId} (fine, crash), manifestVersion ${o.version}: reported ${statesOf(o.statuses).join(" -> ") || "nothing"}`,
+  );
+}
+
 const installSequence = deviceCheck({
   id: "device.status.install-reported",
   title: "An install is reported as installing, then installed",
   requirements: ["device-065"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [runningPlan(ctx)]);
-    await reach(ctx, t, a, "installed");
+    const o = await pairScenario(ctx, t);
+    notePair(t, o);
     expectSequence(
-      ctx,
       t,
-      a.deploymentId,
+      o.statuses,
       "installing",
       "installed",
       "every state change of an install is reported",
@@ -113,18 +94,17 @@ const removalSequence = deviceCheck({
   id: "device.status.removal-reported",
   title: "A removal is reported as removing, then removed",
   requirements: ["device-065"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [runningPlan(ctx)]);
-    await reach(ctx, t, a, "installed");
-    await removeAndSettle(ctx, t, a);
-    await waitStatus(ctx, t, a.deploymentId, "removed", REPORT_MS).catch((e: unknown) => {
-      t.note(`states reported: ${states(ctx, a.deploymentId).join(" -> ")}`);
-      throw e;
-    });
+    const o = await pairScenario(ctx, t);
+    notePair(t, o);
+    if (!statesOf(o.statuses).includes("installed"))
+      t.fail(
+        `item 65: the deployment was never reported installed, so its removal cannot be judged; reported: ${statesOf(o.statuses).join(" -> ") || "nothing"}`,
+      );
     expectSequence(
-      ctx,
       t,
-      a.deploymentId,
+      o.statuses,
       "removing",
       "removed",
       "every state change of a removal is reported",
@@ -142,21 +122,32 @@ function errorsOf(s: ReceivedStatus): Array<{ where: string; error: Obj }> {
   return out;
 }
 
+/** The last failed status of the mixed scenario, or fail. */
+function failedStatus(t: CheckTools, o: MixedObservation): ReceivedStatus {
+  const failed = o.statuses.filter((s) => stateOf(s) === "failed").at(-1);
+  if (!failed)
+    t.fail(
+      `item 65: a component exiting 1 at start must be reported failed; reported: ${statesOf(o.statuses).join(" -> ") || "nothing"}`,
+    );
+  return failed;
+}
+
 const failureReported = deviceCheck({
   id: "device.status.failure-reported",
   title: "A component exiting non-zero is reported failed (never installed) with an error",
   requirements: ["device-065", "device-073"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [{ name: "crash", ref: ctx.components.exitsNonZero }]);
-    const { status } = await reach(ctx, t, a, "failed");
-    const seen = states(ctx, a.deploymentId);
+    const o = await mixedScenario(ctx, t);
+    noteMixed(t, o);
+    const status = failedStatus(t, o);
+    const seen = statesOf(o.statuses);
     t.expect(
       !seen.includes("installed"),
-      `item 73: a component that exits non-zero during start must be failed, not installed; reported: ${seen.join(" -> ")}`,
+      `item 73: a deployment whose component exits non-zero during start must be failed, never installed; reported: ${seen.join(" -> ")}`,
     );
-    const errors = errorsOf(status);
     t.expect(
-      errors.some((e) => typeof e.error.message === "string" && e.error.message !== ""),
+      errorsOf(status).some((e) => typeof e.error.message === "string" && e.error.message !== ""),
       "item 65: the failed status must say what failed (status.error or the component's error with a message)",
       { body: status.body },
     );
@@ -168,15 +159,15 @@ const errorSource = deviceCheck({
   title:
     "error.source names the component for component errors and metadata.name for deployment errors",
   requirements: ["device-070"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [
-      { name: "fine", ref: ctx.components.running },
-      { name: "crash", ref: ctx.components.exitsNonZero },
-    ]);
-    const { status } = await reach(ctx, t, a, "failed");
+    const o = await mixedScenario(ctx, t);
+    noteMixed(t, o);
+    const status = failedStatus(t, o);
     const errors = errorsOf(status);
     if (errors.length === 0)
       t.skip("the failed status carries no error object, so error.source cannot be judged");
+    const a = o.plan;
     const wrong: string[] = [];
     for (const e of errors) {
       const source = e.error.source;
@@ -196,37 +187,45 @@ const errorSource = deviceCheck({
   },
 });
 
+const INSTALL_PHASE = new Set(["pending", "installing", "installed", "failed"]);
+
+function asBigInt(v: unknown): bigint | undefined {
+  try {
+    return typeof v === "number" || typeof v === "string" ? BigInt(v) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const bodyShape = deviceCheck({
   id: "device.status.body-fields",
   title:
     "Every status names the path's deploymentId, the adopted manifestVersion, a state and components",
   requirements: ["device-066"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [runningPlan(ctx)]);
-    const { version } = await reach(ctx, t, a, "installed");
+    const o = await pairScenario(ctx, t);
+    notePair(t, o);
+    if (o.statuses.length === 0)
+      t.fail("item 66: the device reported no status for its deployment");
     const problems: string[] = [];
-    for (const s of statusesOf(ctx, a.deploymentId)) {
+    for (const s of o.statuses) {
       const b = s.body;
-      const tag = `status #${s.seq} (${String(stateOf(s))})`;
+      const state = String(stateOf(s));
+      const tag = `status #${s.seq} (${state})`;
       if (b.deploymentId !== s.deploymentId)
         problems.push(
           `${tag}: deploymentId ${JSON.stringify(b.deploymentId)} differs from the path's ${s.deploymentId}`,
         );
-      const adopted = b.adoptedManifestVersion;
-      let v: bigint | undefined;
-      try {
-        v =
-          typeof adopted === "number" || typeof adopted === "string" ? BigInt(adopted) : undefined;
-      } catch {
-        v = undefined;
-      }
+      const v = asBigInt(b.adoptedManifestVersion);
       if (v === undefined)
         problems.push(
-          `${tag}: adoptedManifestVersion missing or not an integer (${JSON.stringify(adopted)})`,
+          `${tag}: adoptedManifestVersion missing or not an integer (${JSON.stringify(b.adoptedManifestVersion)})`,
         );
-      else if (v !== version)
+      // The revision came with manifestVersion N; a removal may name N or the manifest that dropped it.
+      else if (INSTALL_PHASE.has(state) ? v !== o.version : v < o.version)
         problems.push(
-          `${tag}: adoptedManifestVersion ${v}, but the deployment came with manifestVersion ${version}`,
+          `${tag}: adoptedManifestVersion ${v}, but the deployment came with manifestVersion ${o.version}`,
         );
       if (!isObj(b.status) || b.status.state === undefined)
         problems.push(`${tag}: status.state missing`);
@@ -240,19 +239,14 @@ const stateValues = deviceCheck({
   id: "device.status.state-values",
   title: "States are only the six lowercase rc.3 values, at deployment and component level",
   requirements: ["device-067"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [runningPlan(ctx)]);
-    await reach(ctx, t, a, "installed");
-    await removeAndSettle(ctx, t, a);
-    await waitStatus(
-      ctx,
-      t,
-      a.deploymentId,
-      (s) => stateOf(s) === "removed" || stateOf(s) === "failed",
-      REPORT_MS,
-    );
+    const o = await pairScenario(ctx, t);
+    notePair(t, o);
+    if (o.statuses.length === 0)
+      t.fail("item 67: the device reported no status for its deployment");
     const bad: string[] = [];
-    for (const s of statusesOf(ctx, a.deploymentId)) {
+    for (const s of o.statuses) {
       const overall = stateOf(s);
       if (!STATES.includes(overall as State))
         bad.push(`status #${s.seq}: state ${JSON.stringify(overall)}`);
@@ -274,22 +268,22 @@ const componentEntries = deviceCheck({
   id: "device.status.one-entry-per-component",
   title: "components[] has exactly one entry per component, names matching the deployment",
   requirements: ["device-068"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const a = planDeployment(ctx, [
-      { name: "zeta", ref: ctx.components.running },
-      { name: "alpha", ref: ctx.components.running },
-    ]);
-    await reach(ctx, t, a, "installed");
-    const want = [...a.components].sort().join(",");
+    const o = await pairScenario(ctx, t);
+    notePair(t, o);
+    if (o.statuses.length === 0)
+      t.fail("item 68: the device reported no status for its deployment");
+    const want = [...o.plan.components].sort().join(",");
     const bad: string[] = [];
-    for (const s of statusesOf(ctx, a.deploymentId)) {
+    for (const s of o.statuses) {
       const names = componentsOf(s).map((c) => String(c.name));
       if ([...names].sort().join(",") !== want)
         bad.push(`status #${s.seq} (${String(stateOf(s))}) lists [${names.join(", ")}]`);
     }
     t.expect(
       bad.length === 0,
-      `item 68: every status must list each of [${a.components.join(", ")}] exactly once: ${bad.join("; ")}`,
+      `item 68: every status must list each of [${o.plan.components.join(", ")}] exactly once: ${bad.join("; ")}`,
     );
   },
 });
@@ -303,16 +297,15 @@ const precedence = deviceCheck({
   id: "device.status.overall-most-severe",
   title: "The overall state is the most severe component state",
   requirements: ["device-069"],
+  timeoutMs: SCENARIO_TIMEOUT_MS,
   async run(ctx: DeviceCtx, t: CheckTools) {
-    // One component runs, the next fails: the final report mixes installed and failed.
-    const a = planDeployment(ctx, [
-      { name: "fine", ref: ctx.components.running },
-      { name: "crash", ref: ctx.components.exitsNonZero },
-    ]);
-    await reach(ctx, t, a, "failed");
+    // One component runs, the next fails: the reports mix installed, pending and failed.
+    const o = await mixedScenario(ctx, t);
+    noteMixed(t, o);
+    failedStatus(t, o);
     const bad: string[] = [];
     let mixed = 0;
-    for (const s of statusesOf(ctx, a.deploymentId)) {
+    for (const s of o.statuses) {
       const cs = componentsOf(s).map((c) => String(c.state));
       if (new Set(cs).size > 1) mixed++;
       const want = mostSevere(cs);
@@ -332,11 +325,20 @@ const timeoutFails = deviceCheck({
   requirements: ["device-072", "device-073s"],
   level: "SHOULD",
   async run(ctx: DeviceCtx, t: CheckTools) {
+    requireCompose(ctx, t);
+    // Never ready = its healthcheck never passes: only a device that waits for healthy (the
+    // SHOULD half of item 73) can see the timeout run out, hence SHOULD.
     const a = planDeployment(ctx, [
       { name: "slow", ref: ctx.components.neverReady, wait: true, timeout: "0m3s" },
     ]);
-    await reach(ctx, t, a, "failed", 20_000);
-    const seen = states(ctx, a.deploymentId);
+    await publishAndFetch(ctx, t, [a]);
+    await waitStatus(ctx, t, a.deploymentId, "failed", 20_000).catch((e: unknown) => {
+      t.note(
+        `states reported: ${statesOf(statusesOf(ctx, a.deploymentId)).join(" -> ") || "none"}`,
+      );
+      throw e;
+    });
+    const seen = statesOf(statusesOf(ctx, a.deploymentId));
     t.expect(
       !seen.includes("installed"),
       `item 72: a component exceeding its timeout must fail, never be reported installed; reported: ${seen.join(" -> ")}`,

@@ -405,3 +405,160 @@ export async function manifestVersionOf(
 ): Promise<bigint | undefined> {
   return (await ctx.device.getState(t)).manifestVersion;
 }
+
+/** How long a report may trail the change it reports once the engine shows the change. */
+export const REPORT_MS = 5_000;
+
+const scenarioMemo = new WeakMap<DeviceCtx, Map<string, Promise<unknown>>>();
+
+/**
+ * Runs an observation once per suite session and hands the same record to every check that
+ * judges it. Deploying is what costs (seconds per Compose up), and several checks of different
+ * concerns judge the same install: each still judges only its own concern, and a check run alone
+ * runs the scenario itself. A scenario that throws is forgotten, so the next check tries afresh.
+ */
+export async function shared<T>(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  key: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  let byKey = scenarioMemo.get(ctx);
+  if (!byKey) {
+    byKey = new Map();
+    scenarioMemo.set(ctx, byKey);
+  }
+  const have = byKey.get(key) as Promise<T> | undefined;
+  if (have) {
+    t.note(`judged on the "${key}" scenario observed earlier in this run (its evidence is there)`);
+    return have;
+  }
+  const p = run();
+  byKey.set(key, p);
+  p.catch(() => byKey.delete(key));
+  return p;
+}
+
+/** Poll `probe` until it returns a value or the time is up (undefined then: no fail, no throw). */
+async function within<T>(
+  t: CheckTools,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) return undefined;
+    await sleep(200, t.signal);
+  }
+}
+
+/** What the two-component install-then-remove scenario saw. */
+export interface PairObservation {
+  plan: PlannedDeployment;
+  /** manifestVersion that brought the deployment. */
+  version: bigint;
+  /** Containers once every component ran; undefined when they never all ran in time. */
+  installed?: EngineContainer[];
+  /** True when no container of it was left after it was dropped from the manifest. */
+  removed: boolean;
+  /** Every status the device reported for it, in receipt order. */
+  statuses: ReceivedStatus[];
+}
+
+/**
+ * Scenario "pair": a deployment of two running components listed zeta, alpha (the reverse of
+ * name order) with wait: true is deployed, then dropped from the manifest. Waits are bounded and
+ * never fail here: each judging check decides what a missing step means for its concern.
+ */
+export function pairScenario(ctx: DeviceCtx, t: CheckTools): Promise<PairObservation> {
+  return shared(ctx, t, "pair: install two components, then remove", async () => {
+    const engine = requireCompose(ctx, t);
+    const plan = planDeployment(ctx, [
+      { name: "zeta", ref: ctx.components.running, wait: true },
+      { name: "alpha", ref: ctx.components.running, wait: true },
+    ]);
+    const { manifest } = await publishAndFetch(ctx, t, [plan]);
+    const installed = await within(t, CONVERGE_MS, async () => {
+      const mine = containersOf(await engine.containers(t), plan.deploymentId);
+      return plan.components.every((n) => containersOf(mine, plan.deploymentId, n).some(isRunning))
+        ? mine
+        : undefined;
+    });
+    await within(t, REPORT_MS, () =>
+      statusesOf(ctx, plan.deploymentId).some((s) => stateOf(s) === "installed"),
+    );
+    await publishAndFetch(ctx, t, []);
+    const removed =
+      (await within(
+        t,
+        CONVERGE_MS,
+        async () => containersOf(await engine.containers(t), plan.deploymentId).length === 0,
+      )) ?? false;
+    await within(t, REPORT_MS, () =>
+      statusesOf(ctx, plan.deploymentId).some((s) => stateOf(s) === "removed"),
+    );
+    return {
+      plan,
+      version: manifest.manifestVersion,
+      ...(installed ? { installed } : {}),
+      removed,
+      statuses: [...statusesOf(ctx, plan.deploymentId)],
+    };
+  });
+}
+
+/** What the "one component runs, the next exits 1" scenario saw. */
+export interface MixedObservation {
+  plan: PlannedDeployment;
+  version: bigint;
+  /** Every status reported for it, in receipt order. */
+  statuses: ReceivedStatus[];
+  /** True once a failed status came. */
+  failedReported: boolean;
+  /** Three samples (250 ms apart) of the crashing component's containers after it failed. */
+  crashSamples: EngineContainer[][];
+  /** True when a container of the crashing component was seen exited non-zero. */
+  crashExited: boolean;
+}
+
+/**
+ * Scenario "mixed": components fine (runs) then crash (exits 1 at once), wait: true. Sync point:
+ * a failed status or an exited crash container, whichever comes first.
+ */
+export function mixedScenario(ctx: DeviceCtx, t: CheckTools): Promise<MixedObservation> {
+  return shared(ctx, t, "mixed: one component runs, the next exits 1", async () => {
+    const engine = requireCompose(ctx, t);
+    const plan = planDeployment(ctx, [
+      { name: "fine", ref: ctx.components.running },
+      { name: "crash", ref: ctx.components.exitsNonZero },
+    ]);
+    const { manifest } = await publishAndFetch(ctx, t, [plan]);
+    let crashExited = false;
+    await within(t, CONVERGE_MS, async () => {
+      const crash = containersOf(await engine.containers(t), plan.deploymentId, "crash");
+      crashExited ||= crash.some((c) => c.state === "exited" && c.exitCode !== 0);
+      return crashExited || statusesOf(ctx, plan.deploymentId).some((s) => stateOf(s) === "failed");
+    });
+    await within(t, REPORT_MS, () =>
+      statusesOf(ctx, plan.deploymentId).some((s) => stateOf(s) === "failed"),
+    );
+    const crashSamples: EngineContainer[][] = [];
+    for (let i = 0; i < 3; i++) {
+      await sleep(250, t.signal);
+      const crash = containersOf(await engine.containers(t), plan.deploymentId, "crash");
+      crashExited ||= crash.some((c) => c.state === "exited" && c.exitCode !== 0);
+      crashSamples.push(crash);
+    }
+    const statuses = [...statusesOf(ctx, plan.deploymentId)];
+    return {
+      plan,
+      version: manifest.manifestVersion,
+      statuses,
+      failedReported: statuses.some((s) => stateOf(s) === "failed"),
+      crashSamples,
+      crashExited,
+    };
+  });
+}
