@@ -60,7 +60,7 @@ export const AGENT_MUTANTS = {
   "no-removal": {
     requirement: "device-055",
     family: "device.reconcile",
-    why: "a deployment dropped from the manifest is reported removed but its containers are left running",
+    why: "a deployment dropped from the manifest is reported removed but its containers are left running (no orphan sweep either)",
   },
   "status-removed-not-reported": {
     requirement: "device-065",

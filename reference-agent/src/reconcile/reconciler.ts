@@ -675,6 +675,7 @@ export class Reconciler {
    * to the WFM: nothing it knows about changes state.
    */
   private async sweepOrphans(): Promise<void> {
+    if (mutant("no-removal")) return;
     for (const provider of this.deps.providers) {
       let installed: ComponentRef[];
       try {
