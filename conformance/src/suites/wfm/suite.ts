@@ -208,6 +208,7 @@ async function open(config: WfmSuiteConfig, io: SuiteIo): Promise<SuiteSession<W
       connectOrigin: (origin, actor) => connect(null, actor, origin),
       ...(admitClient ? { admitClient } : {}),
       ...(retiredClient ? { retiredClient } : {}),
+      ...(domain ? { shortLivedSvid: domain.shortLivedSvid } : {}),
     });
     return {
       ctx,

@@ -5,7 +5,7 @@
  * otherwise accepted (else the check errors instead of passing vacuously).
  */
 import { randomBytes } from "node:crypto";
-import { wfmClientSpiffeId } from "@margo/proto/identity";
+import { pemToDer, readCertificate, wfmClientSpiffeId } from "@margo/proto/identity";
 import { MANIFEST_MEDIA_TYPE } from "@margo/proto/wire";
 import type { CheckTools } from "../../../core/types.js";
 import type { Credentials, Minter, WfmCtx, WireRequest } from "../context.js";
@@ -306,7 +306,119 @@ export const identityChecks = [
         t.fail(`client b got client a's manifest ETag ${etag} (item 4)`);
     },
   }),
+  wfmCheck({
+    id: "wfm.identity.resumption-ends-with-validity",
+    title: "A new connection after the client SVID expired is refused, resumed session or not",
+    requirements: ["wfm-013"],
+    level: "MUST",
+    timeoutMs: 30_000,
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const mint = extrasOf(ctx)?.shortLivedSvid;
+      if (!mint) t.skip("needs wfm.ca (the WFM's CA) to mint a short-lived client SVID");
+      const id = wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, ctx.clients[0].clientId);
+      const notAfter = new Date(Date.now() + 3_000);
+      const creds = await mint(id, notAfter);
+      // One keep-alive client: its agent caches the TLS session and offers it on the next
+      // connection, which is what a resuming device does.
+      const wire = ctx.connect(creds, "client a, SVID valid for 3 s");
+      try {
+        const first = await attempt(t, wire, MANIFEST_GET);
+        if (first.kind !== "response" || first.res.status !== 200)
+          throw new HarnessSetupError(
+            `setup: the short-lived SVID was not served while valid: ${describe(first)}`,
+          );
+        wire.close(); // drop the connection, keep the session cache
+        const wait = notAfter.getTime() + 1_100 - Date.now();
+        if (wait > 0) await sleep(wait, t.signal);
+        const after = await attempt(t, wire, MANIFEST_GET);
+        t.expect(
+          isRefusal(after),
+          `after the client SVID expired (${notAfter.toISOString()}), a new connection was served: ${describe(after)}; a resumed session must not extend authentication beyond the certificate's validity (item 13)`,
+        );
+        t.note(`after expiry: ${describe(after)}`);
+      } finally {
+        wire.close();
+      }
+    },
+  }),
+  wfmCheck({
+    id: "wfm.identity.issued-spiffe-ids-well-formed",
+    title:
+      "SPIFFE IDs the WFM issues are MIAF names: /margo/wfm/<wfm-id>[/client/<id>], unreserved segments",
+    requirements: ["mis-016"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      const res = await ctx.clients[0].wire.request(t, MANIFEST_GET);
+      const uris = [
+        ...serverUris(res.tls.peerChainDer[0]).map((u) => ({ u, role: "wfm" as const })),
+        ...ctx.clients.flatMap((c) =>
+          leafUris(c.credentials.chainPem).map((u) => ({ u, role: "client" as const })),
+        ),
+      ];
+      const bad: string[] = [];
+      for (const { u, role } of uris) {
+        const problem = miafProblem(u, role, ctx.trustDomain);
+        if (problem) bad.push(`${u}: ${problem}`);
+      }
+      t.note(`judged ${uris.map((x) => x.u).join(", ")}`);
+      t.expect(bad.length === 0, `issued SPIFFE IDs break item 16: ${bad.join("; ")}`);
+    },
+  }),
 ];
+
+const MANIFEST_GET: WireRequest = {
+  method: "GET",
+  path: "/api/v1/deployments",
+  headers: { accept: MANIFEST_MEDIA_TYPE },
+};
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(new Error("aborted"));
+      },
+      { once: true },
+    );
+  });
+}
+
+function serverUris(leaf: Buffer | undefined): string[] {
+  return leaf ? readCertificate(leaf).uris : [];
+}
+
+function leafUris(chainPem: string): string[] {
+  return serverUris(pemToDer(chainPem)[0]);
+}
+
+const UNRESERVED = /^[A-Za-z0-9._~-]+$/;
+
+/** Why a SPIFFE ID is not a MIAF name of this role (item 16), or undefined. */
+export function miafProblem(
+  uri: string,
+  role: "wfm" | "client",
+  trustDomain: string,
+): string | undefined {
+  const m = /^spiffe:\/\/([^/]+)(\/.*)?$/.exec(uri);
+  if (!m) return "not a spiffe:// URI";
+  if (m[1] !== trustDomain) return `trust domain ${m[1]}, expected ${trustDomain}`;
+  const segs = (m[2] ?? "").split("/").slice(1);
+  if (segs[0] !== "margo") return "path does not start with /margo/";
+  const want = role === "wfm" ? 3 : 5;
+  if (segs.length !== want || segs[1] !== "wfm" || (role === "client" && segs[3] !== "client"))
+    return `path is not /margo/wfm/<wfm-id>${role === "client" ? "/client/<client-id>" : ""}`;
+  const ids = role === "wfm" ? [segs[2]] : [segs[2], segs[4]];
+  for (const id of ids) {
+    if (!id) return "empty id segment";
+    if (id === "." || id === "..") return `id segment "${id}"`;
+    if (!UNRESERVED.test(id))
+      return `id segment "${id}" has characters outside RFC 3986 unreserved`;
+  }
+  return undefined;
+}
 
 /**
  * Credentials of a client the WFM must deny: a spare client admitted and then retired (when the

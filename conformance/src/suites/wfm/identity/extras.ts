@@ -4,7 +4,7 @@
  * and the trust endpoints of item 17. Kept beside the context (registered per ctx) rather than in
  * it, so the contract other checks build on stays as the lead wrote it.
  */
-import type { WfmClient, WfmCtx, WireClient } from "../context.js";
+import type { Credentials, WfmClient, WfmCtx, WireClient } from "../context.js";
 
 export interface WfmSuiteExtras {
   /**
@@ -17,6 +17,8 @@ export interface WfmSuiteExtras {
    * the background when the suite opens; memoized). Undefined without both commands.
    */
   retiredClient?(): Promise<RetiredClient>;
+  /** An in-domain SVID valid until `notAfter` (needs wfm.ca). */
+  shortLivedSvid?(spiffeId: string, notAfter: Date): Promise<Credentials>;
   /** The WFM trust domain's anchors (DER), as configured. */
   anchors: readonly Buffer[];
   /** The configured trust endpoints (item 17). */

@@ -56,21 +56,33 @@ export function svidOptions(issuer: Issuer, spiffeId: string, flaw?: Flaw): Mint
   }
 }
 
+/** A Minter that can also mint a valid SVID expiring at a chosen time (item 13's resumption check). */
+export interface ExtendedMinter extends Minter {
+  shortLivedSvid(spiffeId: string, notAfter: Date): Promise<Credentials>;
+}
+
 /** A Minter signing with `issuer`; `extraChain` (intermediates) follows the leaf. */
 export function minterFor(
   trustDomain: string,
   issuer: Issuer,
   extraChain: readonly Buffer[],
-): Minter {
+): ExtendedMinter {
+  const creds = async (o: MintOptions): Promise<Credentials> => {
+    const m = await mintCertificate(o);
+    return {
+      chainPem: [m.certPem, ...extraChain.map((d) => derToPem(d))].join(""),
+      keyPem: m.keyPem,
+    };
+  };
   return {
     trustDomain,
-    async clientSvid(spiffeId, flaw): Promise<Credentials> {
-      const m = await mintCertificate(svidOptions(issuer, spiffeId, flaw));
-      return {
-        chainPem: [m.certPem, ...extraChain.map((d) => derToPem(d))].join(""),
-        keyPem: m.keyPem,
-      };
-    },
+    clientSvid: (spiffeId, flaw) => creds(svidOptions(issuer, spiffeId, flaw)),
+    shortLivedSvid: (spiffeId, notAfter) =>
+      creds({
+        ...svidOptions(issuer, spiffeId),
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter,
+      }),
   };
 }
 
@@ -101,7 +113,7 @@ export async function domainMinter(
   trustDomain: string,
   ca: { certFile: string; keyFile: string },
   anchors: readonly Buffer[],
-): Promise<Minter> {
+): Promise<ExtendedMinter> {
   const [certPem, keyPem] = await Promise.all([
     readFile(ca.certFile, "utf8"),
     readFile(ca.keyFile, "utf8"),

@@ -186,10 +186,13 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         settled = true;
         const stage: WireStage = secured ? "request" : "handshake";
         reject(
-          new WireTransportError(
-            stage,
-            errorCode(e),
-            `${req.method} ${url.pathname}: no response (${stage}): ${(e as Error)?.message ?? String(e)}`,
+          Object.assign(
+            new WireTransportError(
+              stage,
+              errorCode(e),
+              `${req.method} ${url.pathname}: no response (${stage}): ${(e as Error)?.message ?? String(e)}`,
+            ),
+            { reusedSocket: r.reusedSocket },
           ),
         );
       };
@@ -254,7 +257,17 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         ...(req.body !== undefined ? { body: bodyEvidence(req.body) } : {}),
       };
       try {
-        const res = await once(req, t.signal);
+        let res: WireResponse;
+        try {
+          res = await once(req, t.signal);
+        } catch (e) {
+          // An idle keep-alive connection the server closed just as it was reused: the request
+          // never reached the WFM, so send it once more on a new connection (Node's documented
+          // remedy). Fresh or negative requests never take this path.
+          if (!(e instanceof WireTransportError && (e as { reusedSocket?: boolean }).reusedSocket))
+            throw e;
+          res = await once({ ...req, fresh: true }, t.signal);
+        }
         t.evidence({
           kind: "http",
           at,
