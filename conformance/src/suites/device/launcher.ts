@@ -74,13 +74,15 @@ export async function launchDevice(o: LaunchOptions): Promise<LaunchedDevice> {
           ),
         o.launch.readyTimeoutMs,
       );
+      const lastLines = () =>
+        tail.length ? `; last stderr lines:\n${tail.slice(-5).join("\n")}` : "";
       const fail = (why: string) => {
         clearTimeout(timer);
         // A command that never got ready must not outlive the harness.
         if (c.pid !== undefined && c.exitCode === null) killGroup(c.pid, "SIGKILL");
         reject(
           new LaunchError(
-            `device command ${JSON.stringify(o.launch.command)}: ${why} (log: ${logFile})`,
+            `device command ${JSON.stringify(o.launch.command)}: ${why} (log: ${logFile})${lastLines()}`,
           ),
         );
       };
