@@ -1,11 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { fakeCheck, fakeSuite } from "../core/fake-suite.js";
 import { type CliDeps, main } from "./main.js";
 
 const dir = mkdtempSync(join(tmpdir(), "margo-conf-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const configFile = join(dir, "conf.yaml");
 writeFileSync(
   configFile,
