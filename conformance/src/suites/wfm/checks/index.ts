@@ -11,6 +11,7 @@ import { errorChecks } from "./errors.js";
 import { identityChecks } from "./identity.js";
 import { isolationChecks } from "./isolation.js";
 import { manifestChecks } from "./manifest.js";
+import { packageChecks } from "./packages.js";
 import { statusChecks } from "./status.js";
 import { transportChecks } from "./transport.js";
 import { trustChecks } from "./trust.js";
@@ -24,6 +25,7 @@ export const wfmChecks: readonly Check<WfmCtx>[] = [
   ...manifestChecks,
   ...artifactChecks,
   ...deploymentChecks,
+  ...packageChecks,
   ...statusChecks,
   ...isolationChecks,
 ];
