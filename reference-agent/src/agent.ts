@@ -46,6 +46,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  */
 class Agent implements RunningAgent {
   private loops: AbortController | undefined;
+  /** The capabilities loop of the current run; close() waits for it before the store closes. */
+  private capabilitiesLoop: Promise<void> = Promise.resolve();
   private readonly reconciler: Reconciler;
   private readonly sync: ManifestSync;
   private readonly outbox: OutboxSender;
@@ -102,19 +104,24 @@ class Agent implements RunningAgent {
     this.resendOwed = false;
     this.refresher.start();
     this.reconciler.start();
-    void this.runCapabilities(loops.signal).catch((e: unknown) => {
+    this.capabilitiesLoop = this.runCapabilities(loops.signal).catch((e: unknown) => {
+      if (loops.signal.aborted) return;
       this.log({ level: "error", msg: "capabilities loop failed", error: String(e) });
     });
   }
 
-  /** Stop every loop and wait for in-flight work (provider calls are aborted) to settle. */
+  /**
+   * Stop every loop and wait for in-flight work (provider calls and a trust bundle fetch are
+   * aborted) to settle: the store is reset or closed right after, and an attempt finishing later
+   * would write into it (a closed SQLite store throws and took the process down).
+   */
   private async stopLoops(): Promise<void> {
     this.loops?.abort();
-    this.refresher.stop();
     this.watch?.stop();
-    // The capabilities loop is not awaited: a PUT in flight may take the whole request timeout,
-    // and after the abort the loop starts nothing and reports nothing that matters.
-    await Promise.all([this.sync.stop(), this.reconciler.stop()]);
+    // The capabilities loop is not awaited here: a PUT in flight may take the whole request
+    // timeout, and after the abort the loop starts nothing and reports nothing that matters.
+    // close() waits for it once the transport is closed (which ends that PUT at once).
+    await Promise.all([this.refresher.stop(), this.sync.stop(), this.reconciler.stop()]);
     await this.outbox.stop();
   }
 
@@ -335,7 +342,10 @@ class Agent implements RunningAgent {
     this.closed = true;
     await this.stopLoops();
     this.unsubscribe();
+    // Closing the transport fails a capabilities PUT in flight; only then is the loop awaited,
+    // so its digest write cannot land on a closed store.
     this.api.close();
+    await this.capabilitiesLoop;
     this.store.close();
   }
 }

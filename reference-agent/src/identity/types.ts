@@ -49,6 +49,11 @@ export class IdentityCheckError extends Error {
 export type BundleRefreshOutcome =
   | { result: "accepted"; sequence?: bigint; anchors: number }
   | { result: "unchanged" }
+  /**
+   * The refresher was stopped while the attempt ran (agent closed or reset): the request was
+   * abandoned and nothing was judged, replaced or recorded, because the store may be closed.
+   */
+  | { result: "aborted" }
   | {
       result: "rejected";
       kind:
