@@ -43,6 +43,11 @@ export interface AgentConfig {
     serverSpiffeId?: string;
     /** Refresh period when the bundle carries no spiffe_refresh_hint (item 23). */
     refreshIntervalSeconds: number;
+    /**
+     * Floor of the refresh period and of retries, whatever the hint says (default 5): a hint of
+     * 0 or 1 s must not become a busy loop against the MIS. A test run may lower it.
+     */
+    minRefreshSeconds?: number;
   };
   polling: {
     /** Polling rate of GET /api/v1/deployments (item 87). */
@@ -129,7 +134,7 @@ export function defaultConfig(
     deviceId: required.deviceId,
     wfm: { url: required.wfmUrl, watch: false },
     identityDir: required.identityDir,
-    trust: { refreshIntervalSeconds: 300 },
+    trust: { refreshIntervalSeconds: 300, minRefreshSeconds: 5 },
     polling: { periodMs: 15_000, jitterRatio: 0.1 },
     downtime: [],
     compose: { enabled: true, dockerSocket: "/var/run/docker.sock" },
@@ -185,6 +190,10 @@ export function normaliseConfig(raw: unknown): AgentConfig {
     if (v !== undefined && !v.startsWith("https://")) {
       throw new ConfigError(`trust.${key}`, "must be https (item 19)");
     }
+  }
+  const floor = c.trust.minRefreshSeconds;
+  if (floor !== undefined && !(typeof floor === "number" && Number.isFinite(floor) && floor > 0)) {
+    throw new ConfigError("trust.minRefreshSeconds", "a positive number of seconds");
   }
   const misId = c.trust.serverSpiffeId;
   if (misId !== undefined && (!misId.startsWith("spiffe://") || /\/client(\/|$)/.test(misId))) {

@@ -35,7 +35,8 @@ if [ ! -f "$state/agent.json" ]; then
     --wfm-url https://127.0.0.1:1 --identity-dir "$identity" \
     --driver-port 0 --docker-socket "$socket" --poll-ms 200 >&2
   # Keys init has no flag for. The registry is plain HTTP on loopback; drift is checked every
-  # second so the harness's drift check does not wait out the 5 s default.
+  # second so the harness's drift check does not wait out the 5 s default; the trust bundle may
+  # be refreshed every second (floor 5 s by default) so the device.trust checks can use 1 s hints.
   AGENT_JSON="$state/agent.json" REGISTRY="${MARGO_REGISTRY:-127.0.0.1:5000}" \
     KUBECONFIG_FILE="${MARGO_CONFORMANCE_KUBECONFIG:-}" node -e '
       const fs = require("node:fs");
@@ -43,6 +44,7 @@ if [ ! -f "$state/agent.json" ]; then
       const c = JSON.parse(fs.readFileSync(f, "utf8"));
       c.plainHttpRegistries = [process.env.REGISTRY];
       c.driftCheckMs = 1000;
+      c.trust = { ...c.trust, minRefreshSeconds: 1 };
       if (process.env.KUBECONFIG_FILE) c.helm = { ...c.helm, enabled: true, kubeconfig: process.env.KUBECONFIG_FILE };
       fs.writeFileSync(f, JSON.stringify(c, null, 2) + "\n", { mode: 0o600 });
     '
