@@ -69,6 +69,7 @@ async function setup(
     discoveryUrl?: string;
     refreshIntervalSeconds?: number;
     serverSpiffeId?: string;
+    minRefreshSeconds?: number;
   },
   extra: { downtime?: DailyWindow[]; now?: () => number } = {},
 ) {
@@ -462,6 +463,129 @@ describe("BundleRefresher (items 17-24)", () => {
       expect(misServer.requests.length).toBe(before + 1);
     } finally {
       refresher.stop();
+    }
+  });
+});
+
+describe("BundleRefresher lifecycle and refresh floor", () => {
+  /** Hold every request to `path` until the returned release() (answers with `answer`). */
+  function holdPath(path: string, answer: { status: number; body?: string | Uint8Array }) {
+    const pending: ServerResponse[] = [];
+    const closedEarly: boolean[] = [];
+    misServer.setHandler((req, res) => {
+      if (req.url !== path) return serveDocs(req, res);
+      const i = pending.push(res) - 1;
+      closedEarly[i] = false;
+      res.on("close", () => {
+        closedEarly[i] = !res.writableFinished;
+      });
+    });
+    return {
+      pending,
+      closedEarly,
+      release: () => {
+        for (const r of pending)
+          if (!r.destroyed) r.writeHead(answer.status).end(answer.body ?? "");
+      },
+    };
+  }
+
+  it("stop() during a slow fetch aborts it: resolves at once, no store write, anchors kept, nothing armed", async () => {
+    docs = {};
+    const path = "/slow/bundle.json";
+    const hold = holdPath(path, { status: 200, body: bundle([rootB], { sequence: 2n }) });
+    try {
+      const { store, identity, refresher } = await setup({
+        bundleUrl: `${misServer.url}${path}`,
+        minRefreshSeconds: 0.1,
+        refreshIntervalSeconds: 0.1,
+      });
+      const attempt = refresher.refreshNow();
+      refresher.start();
+      await vi.waitFor(() => expect(hold.pending.length).toBe(1), { timeout: 5_000 });
+      const trustBefore = store.trust;
+      const t0 = Date.now();
+      await refresher.stop();
+      expect(Date.now() - t0).toBeLessThan(1_000);
+      expect(await attempt).toEqual({ result: "aborted" });
+      expect(refresher.nextRefreshAt()).toBeUndefined();
+      await vi.waitFor(() => expect(hold.closedEarly[0]).toBe(true), { timeout: 2_000 });
+      hold.release();
+      await new Promise((r) => setTimeout(r, 500));
+      // Several floors later: no second request, nothing written, the old anchors in use.
+      expect(hold.pending.length).toBe(1);
+      expect(store.errors).toEqual([]);
+      expect(store.trust).toBe(trustBefore);
+      expect(identity.trustState().sequence).toBe(1n);
+    } finally {
+      misServer.setHandler(serveDocs);
+    }
+  });
+
+  it("a refresher stopped during a fetch and started again (DeviceDriver Reset) fetches afresh and keeps its schedule", async () => {
+    const path = "/slow-then-fast/bundle.json";
+    const hold = holdPath(path, { status: 500 });
+    try {
+      const { identity, refresher } = await setup({ bundleUrl: `${misServer.url}${path}` });
+      refresher.start();
+      await vi.waitFor(() => expect(hold.pending.length).toBe(1), { timeout: 5_000 });
+      const stopped = refresher.stop();
+      // Restarted before the abort settled: the aborted attempt must not be shared.
+      misServer.setHandler(serveDocs);
+      docs = { [path]: { body: bundle([rootB], { sequence: 2n }) } };
+      refresher.start();
+      await stopped;
+      await vi.waitFor(() => expect(identity.trustState().sequence).toBe(2n), { timeout: 5_000 });
+      expect(refresher.nextRefreshAt()).toBeGreaterThan(Date.now());
+      await refresher.stop();
+    } finally {
+      misServer.setHandler(serveDocs);
+    }
+  });
+
+  it("trust.minRefreshSeconds bounds a short spiffe_refresh_hint (default 5 s; lowered, the hint counts)", async () => {
+    docs = {
+      "/.well-known/spiffe/bundle.json": { body: bundle([domain.root], { sequence: 2n, hint: 1 }) },
+    };
+    const nextAfterFirst = async (minRefreshSeconds?: number) => {
+      const { refresher } = await setup({
+        bundleUrl: bundleUrl(),
+        ...(minRefreshSeconds !== undefined ? { minRefreshSeconds } : {}),
+      });
+      const t0 = Date.now();
+      refresher.start();
+      try {
+        await vi.waitFor(() => expect(refresher.nextRefreshAt()).toBeGreaterThan(t0 + 500), {
+          timeout: 5_000,
+        });
+        return (refresher.nextRefreshAt() ?? 0) - t0;
+      } finally {
+        await refresher.stop();
+      }
+    };
+    const byDefault = await nextAfterFirst();
+    expect(byDefault).toBeGreaterThanOrEqual(5_000);
+    const lowered = await nextAfterFirst(1);
+    expect(lowered).toBeGreaterThanOrEqual(1_000);
+    expect(lowered).toBeLessThan(2_500);
+  });
+
+  it("trust.minRefreshSeconds: default 5 in a normalised config; zero, negative or a string refused", () => {
+    const raw = {
+      stateDir: "/tmp/x",
+      deviceId: "d",
+      identityDir: "/tmp/y",
+      wfm: { url: "https://127.0.0.1:1" },
+    };
+    expect(normaliseConfig(raw).trust.minRefreshSeconds).toBe(5);
+    expect(normaliseConfig({ ...raw, trust: { minRefreshSeconds: 1 } }).trust).toMatchObject({
+      minRefreshSeconds: 1,
+      refreshIntervalSeconds: 300,
+    });
+    for (const bad of [0, -1, "1", Number.NaN]) {
+      expect(() => normaliseConfig({ ...raw, trust: { minRefreshSeconds: bad } })).toThrow(
+        /trust\.minRefreshSeconds/,
+      );
     }
   });
 });
