@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -127,6 +127,41 @@ describe("margo-conformance run: exit codes", () => {
     ]);
     expect(r.code).toBe(0);
     expect(readFileSync(join(dir, "o4/report.xml"), "utf8")).toContain("package.fake.should-fail");
+  });
+});
+
+describe("margo-conformance run --keep-work-dir", () => {
+  const runIn = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const d = { ...deps(), workRoot: dir, env };
+    const code = await main(args, d);
+    return { code, out: d.out.join(""), err: d.err.join("") };
+  };
+  const base = ["run", "--config", configFile, "--suite", "package", "--format", "json"];
+
+  it("keeps the work folder with the suites' folders in it and prints its path", async () => {
+    const r = await runIn([...base, "--out", "k1", "--keep-work-dir"]);
+    const m = /^work dir: (.+)$/m.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    const kept = m?.[1] as string;
+    expect(kept.startsWith(join(dir, "margo-conf-"))).toBe(true);
+    // Printed before the run too, so a run that dies still told where its logs are.
+    expect(r.err).toContain(`work dir (kept after the run): ${kept}`);
+    expect(existsSync(join(kept, "package"))).toBe(true);
+  });
+  it("is off by default: nothing kept, no path printed", async () => {
+    const before = readdirSync(dir).filter((n) => n.startsWith("margo-conf-")).length;
+    const r = await runIn([...base, "--out", "k2"]);
+    expect(r.out).not.toContain("work dir");
+    expect(readdirSync(dir).filter((n) => n.startsWith("margo-conf-")).length).toBe(before);
+  });
+  it("can be set by MARGO_CONFORMANCE_KEEP_WORK_DIR", async () => {
+    const r = await runIn([...base, "--out", "k3"], { MARGO_CONFORMANCE_KEEP_WORK_DIR: "true" });
+    expect(r.out).toMatch(/^work dir: /m);
+  });
+  it("is a run option only", async () => {
+    const r = await runIn(["list", "--keep-work-dir"]);
+    expect(r.code).toBe(4);
+    expect(r.err).toContain("does not apply to 'list'");
   });
 });
 

@@ -2,7 +2,9 @@
  * margo-conformance: run the suites, list checks, show the requirement catalogue. The exit code
  * is the verdict CI acts on (see EXIT); progress goes to stderr, results to stdout.
  */
-import { resolve } from "node:path";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig } from "../config/load.js";
 import type { ConformanceConfig } from "../config/types.js";
@@ -35,6 +37,7 @@ Run options:
   --out DIR              report folder (default output.dir, ./conformance-report)
   --format F[,F]         report formats: json, junit, html (default all)
   --quiet                print only failures, errors and the summary
+  --keep-work-dir        keep the run's work folder (device logs, identities) and print its path
 
 Exit codes:
   0  every selected core check passed (skips allowed)
@@ -55,6 +58,7 @@ const FLAGS: Record<string, FlagSpec> = {
   out: { value: true },
   format: { value: true, list: true },
   quiet: { value: false },
+  "keep-work-dir": { value: false },
   json: { value: false },
   help: { value: false },
 };
@@ -73,6 +77,8 @@ export interface CliDeps {
   stderr?: OutStream;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Where a kept work folder is created (default the OS temp dir); tests point it at their own. */
+  workRoot?: string;
   /** Aborts a running `run` (the process entry wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
 }
@@ -185,6 +191,7 @@ async function runCommand(
     "out",
     "format",
     "quiet",
+    "keep-work-dir",
   ]);
   const cwd = deps.cwd ?? process.cwd();
   const configFile = args.flags.get("config")?.[0];
@@ -229,16 +236,25 @@ async function runCommand(
     color: stderr.isTTY === true,
     quiet,
   });
+  if (args.bools.has("keep-work-dir")) config.keepWorkDir = true;
+  // A kept work folder is created here so its path can be printed before the run: a device that
+  // crashes the run is diagnosed from the logs in it.
+  const workDir = config.keepWorkDir
+    ? await mkdtemp(join(deps.workRoot ?? tmpdir(), "margo-conf-"))
+    : undefined;
+  if (workDir !== undefined) stderr.write(`work dir (kept after the run): ${workDir}\n`);
   const report = await runConformance(config, {
     suites,
     catalogue,
     onProgress: progress,
+    ...(workDir !== undefined ? { workDir, keepWorkDir: true } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   const written = await writeReports(report, config.output.dir, config.output.formats);
   const code = exitCodeOf(report);
   stdout.write(`${formatSummary(report)}\n`);
   for (const p of written) stdout.write(`report: ${p}\n`);
+  if (workDir !== undefined) stdout.write(`work dir: ${workDir}\n`);
   stdout.write(`exit code: ${code}\n`);
   return code;
 }

@@ -112,6 +112,13 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
     meaning: "Run the selected suites at the same time (they judge different implementations).",
   },
   {
+    path: "keepWorkDir",
+    type: "boolean",
+    default: false,
+    meaning:
+      "Keep the run's work folder (device logs, identities) and print its path: a crashed device is otherwise undiagnosable.",
+  },
+  {
     path: "registry.address",
     type: "string",
     default: "127.0.0.1:5000",

@@ -32,6 +32,11 @@ export interface ConformanceConfig {
   checkTimeoutMs: number;
   /** Run the selected suites at the same time (they judge different implementations). Default true. */
   parallelSuites: boolean;
+  /**
+   * Keep the run's work folder (device logs, identities) instead of removing it, and print its
+   * path: a device that crashed can only be diagnosed from its logs. Default false.
+   */
+  keepWorkDir?: boolean;
   /** The OCI registry the harness publishes its test packages to (plain HTTP on loopback). */
   registry: { address: string; plainHttp: boolean };
   wfm?: WfmSuiteConfig;

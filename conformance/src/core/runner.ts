@@ -59,7 +59,7 @@ export interface RunOptions {
   catalogue?: readonly CatalogueEntry[];
   /** Parent folder of the suites' work dirs; default a fresh temp dir, removed after the run. */
   workDir?: string;
-  /** Keep the work dir after the run (debugging). */
+  /** Keep the work dir after the run (debugging); default config.keepWorkDir. */
   keepWorkDir?: boolean;
   /** Aborts the whole run: running checks see their signal aborted; remaining ones error. */
   signal?: AbortSignal;
@@ -120,7 +120,8 @@ export async function runConformance(
       for (const n of names) perSuite.push(await runOne(n));
     }
   } finally {
-    if (ownWorkDir && !opts.keepWorkDir) await rm(workRoot, { recursive: true, force: true });
+    if (ownWorkDir && !(opts.keepWorkDir ?? config.keepWorkDir))
+      await rm(workRoot, { recursive: true, force: true });
   }
 
   const checks = perSuite.flatMap((s) => s.results);
