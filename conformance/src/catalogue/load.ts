@@ -23,6 +23,7 @@ const KNOWN_KEYS = new Set([
   "crId",
   "text",
   "untestable",
+  "notCovered",
 ]);
 
 /**
@@ -76,7 +77,7 @@ export function parseCatalogue(doc: unknown, source = "<memory>"): Requirement[]
         problems.push(`${label}: duplicate id (first at requirements[${first}])`);
       else seen.set(id, i);
     }
-    const { level, persona, section, checklistItem, crId, text, untestable } = raw;
+    const { level, persona, section, checklistItem, crId, text, untestable, notCovered } = raw;
     if (typeof level !== "string" || !(LEVELS as readonly string[]).includes(level))
       problems.push(`${label}: level must be one of ${LEVELS.join(", ")}`);
     if (typeof persona !== "string" || !(PERSONAS as readonly string[]).includes(persona))
@@ -89,6 +90,10 @@ export function parseCatalogue(doc: unknown, source = "<memory>"): Requirement[]
       problems.push(`${label}: crId must be a non-empty string`);
     if (untestable !== undefined && !nonEmptyString(untestable))
       problems.push(`${label}: untestable must give the reason`);
+    if (notCovered !== undefined && !nonEmptyString(notCovered))
+      problems.push(`${label}: notCovered must give the reason`);
+    if (untestable !== undefined && notCovered !== undefined)
+      problems.push(`${label}: a requirement is either untestable or not covered yet, not both`);
     if (m) {
       const num = Number(m[2]);
       const suffixS = m[3] === "s";
@@ -116,6 +121,7 @@ export function parseCatalogue(doc: unknown, source = "<memory>"): Requirement[]
     if (typeof checklistItem === "number") req.checklistItem = checklistItem;
     if (typeof crId === "string") req.crId = crId;
     if (typeof untestable === "string") req.untestable = untestable;
+    if (typeof notCovered === "string") req.notCovered = notCovered;
     out.push(req);
   });
   if (problems.length > 0) throw new CatalogueError(source, problems);

@@ -19,6 +19,11 @@ export interface Requirement {
   text: string;
   /** Why no black-box check can judge it here; a MUST needs either this or a check citing it. */
   untestable?: string;
+  /**
+   * A requirement the harness could test but does not yet (its driver contracts cannot set the
+   * scenario up), with the reason. Reported as a gap, never counted as covered or untestable.
+   */
+  notCovered?: string;
 }
 
 export const LEVELS: readonly Level[] = ["MUST", "SHOULD", "MAY"];

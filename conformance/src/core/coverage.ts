@@ -16,6 +16,8 @@ export interface CatalogueEntry {
   text: string;
   /** Why the requirement cannot be tested black-box (shown instead of "not-run"). */
   untestable?: string;
+  /** A gap: testable, but the harness does not test it yet (with the reason). */
+  notCovered?: string;
 }
 
 /**
@@ -53,6 +55,8 @@ export function buildCoverage(
     };
     if (req.checklistItem !== undefined) entry.checklistItem = req.checklistItem;
     if (req.crId !== undefined) entry.crId = req.crId;
+    if (req.untestable !== undefined) entry.untestable = req.untestable;
+    if (req.notCovered !== undefined) entry.notCovered = req.notCovered;
     return entry;
   });
 }

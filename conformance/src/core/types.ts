@@ -225,6 +225,10 @@ export interface RunReport {
     crId?: string;
     text: string;
     checks: string[];
+    /** Why no black-box check can judge it (catalogue). */
+    untestable?: string;
+    /** A known gap: testable, not tested by this harness yet, and why (catalogue). */
+    notCovered?: string;
     /** Worst outcome among its checks in this run, or "not-run". */
     outcome: Outcome | "not-run";
   }>;
