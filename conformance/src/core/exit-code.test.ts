@@ -1,13 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { EXIT, exitCodeOf } from "./exit-code.js";
+import { EXIT, exitCodeOf, verdictOf } from "./exit-code.js";
 import { KnownFailingError, parseKnownFailing } from "./known-failing.js";
 import type { CheckResult, Outcome, ProfilePart } from "./types.js";
 
-function r(outcome: Outcome, part: ProfilePart = "core", knownFailing = false): CheckResult {
+function r(
+  outcome: Outcome,
+  part: ProfilePart = "core",
+  knownFailing = false,
+  suite: CheckResult["suite"] = "wfm",
+  message?: string,
+): CheckResult {
   return {
+    ...(message !== undefined ? { message } : {}),
     id: `wfm.x.${Math.random()}`,
     title: "",
-    suite: "wfm",
+    suite,
     family: "wfm.x",
     level: part === "core" ? "MUST" : "SHOULD",
     part,
@@ -24,7 +31,29 @@ function r(outcome: Outcome, part: ProfilePart = "core", knownFailing = false): 
 describe("exitCodeOf", () => {
   it.each([
     ["all pass (skips allowed)", [r("pass"), r("skip")], EXIT.conformant],
-    ["no checks at all", [], EXIT.conformant],
+    ["no checks at all", [], EXIT.error],
+    ["only extended checks selected, judged", [r("pass", "extended")], EXIT.conformant],
+    ["only extended checks selected, all skipped", [r("skip", "extended")], EXIT.error],
+    ["every core check skipped", [r("skip"), r("skip"), r("pass", "extended")], EXIT.error],
+    [
+      "a selected suite unavailable, another suite passing",
+      [
+        r("pass"),
+        r("skip", "core", false, "package", "suite package unavailable: no sources"),
+        r("skip", "extended", false, "package", "suite package unavailable: no sources"),
+      ],
+      EXIT.error,
+    ],
+    [
+      "a suite without a config section",
+      [r("pass"), r("skip", "core", false, "device", "suite device not configured: no section")],
+      EXIT.error,
+    ],
+    [
+      "skips for other reasons do not make a suite unavailable",
+      [r("pass"), r("skip", "core", false, "device", "needs feature helm")],
+      EXIT.conformant,
+    ],
     [
       "extended fail and error do not count",
       [r("pass"), r("fail", "extended"), r("error", "extended")],
@@ -41,6 +70,12 @@ describe("exitCodeOf", () => {
     ["an error alone", [r("pass"), r("error")], EXIT.error],
   ])("%s", (_name, checks, code) => {
     expect(exitCodeOf({ checks })).toBe(code);
+  });
+  it("verdictOf says why nothing was judged", () => {
+    const v = verdictOf({ checks: [r("skip", "core", false, "wfm", "suite wfm unavailable: x")] });
+    expect(v).toMatchObject({ conformant: false, code: EXIT.error });
+    expect(v.reason).toMatch(/suite wfm did not run/);
+    expect(verdictOf({ checks: [r("pass")] })).toEqual({ conformant: true, code: 0 });
   });
   it("usage is 4", () => expect(EXIT.usage).toBe(4));
 });

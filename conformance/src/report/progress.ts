@@ -3,6 +3,7 @@
  * block. Colours only on a TTY (CI logs stay clean); progress goes to stderr so stdout can carry
  * machine output (`list --json`).
  */
+import { verdictOf } from "../core/exit-code.js";
 import type { ProgressEvent } from "../core/runner.js";
 import type { CheckResult, Outcome, RunReport } from "../core/types.js";
 
@@ -37,15 +38,21 @@ export function formatCheckLine(r: CheckResult, color = false): string {
   return line;
 }
 
-/** `N pass, N fail (K known), N error, N skip; core: X/Y; conformant: yes|no` plus a header. */
+/**
+ * `N pass, N fail (K known), N error, N skip; core: X/Y; conformant: yes|no (core passed: X)`
+ * plus a header. The verdict is the exit code's (a run that judged nothing is not conformant),
+ * and the core pass count sits next to it so "yes" with 0 passes can never be misread.
+ */
 export function formatSummary(report: RunReport): string {
   const s = report.summary;
+  const v = verdictOf(report);
   const lines = [
     "",
     `margo-conformance ${report.tool.version} · ${report.spec.name} ${report.spec.version} · ${(report.durationMs / 1000).toFixed(1)} s`,
     `profiles: ${report.profiles.join(", ") || "(none)"}`,
-    `${s.pass} pass, ${s.fail} fail (${s.knownFail} known), ${s.error} error, ${s.skip} skip; core: ${s.core.pass}/${s.core.total}; conformant: ${s.conformant ? "yes" : "no"}`,
+    `${s.pass} pass, ${s.fail} fail (${s.knownFail} known), ${s.error} error, ${s.skip} skip; core: ${s.core.pass}/${s.core.total}; conformant: ${v.conformant ? "yes" : "no"} (core passed: ${s.core.pass})`,
   ];
+  if (v.reason) lines.push(`not judged: ${v.reason}`);
   return lines.join("\n");
 }
 

@@ -4,12 +4,21 @@
  * when the suite opens; the checks only sort the found problems into families.
  */
 import type { PackageSuiteConfig } from "../../config/types.js";
-import { type Suite, SuiteUnavailable } from "../../core/types.js";
+import type { Suite } from "../../core/types.js";
 import { packageChecks } from "./checks.js";
 import type { PackageCtx, PackageSource } from "./context.js";
 import { classifySource, PackageSourceError, resolveSource } from "./resolve.js";
 
 export type { PackageCtx, PackageSource } from "./context.js";
+
+/**
+ * The package section names no usable source. A configuration mistake, not an unavailable
+ * suite: raised as SuiteUnavailable it turned every check into a skip and the run read
+ * "conformant"; as a plain error the runner errors every check and the exit code is 3.
+ */
+export class PackageConfigError extends Error {
+  override readonly name = "PackageConfigError";
+}
 
 export const packageSuite: Suite<PackageCtx, PackageSuiteConfig> = {
   name: "package",
@@ -17,12 +26,12 @@ export const packageSuite: Suite<PackageCtx, PackageSuiteConfig> = {
   async open(config, io) {
     const specs = config?.sources ?? [];
     if (specs.length === 0)
-      throw new SuiteUnavailable("no package sources configured (package.sources)");
+      throw new PackageConfigError("no package sources configured (package.sources)");
     for (const spec of specs) {
       try {
         classifySource(spec);
       } catch (err) {
-        if (err instanceof PackageSourceError) throw new SuiteUnavailable(err.message);
+        if (err instanceof PackageSourceError) throw new PackageConfigError(err.message);
         throw err;
       }
     }

@@ -9,7 +9,6 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CREDENTIAL_FILES, parseSpiffeId, pemToDer, readCertificate } from "@margo/proto/identity";
 import type { WfmSuiteConfig } from "../../../config/types.js";
-import { SuiteUnavailable } from "../../../core/types.js";
 import type { Credentials } from "../context.js";
 import { shellQuote } from "../drivers/shell-driver.js";
 
@@ -85,6 +84,14 @@ export async function admitOne(
   return { clientId, credentials: await readDir(dir), dir, fresh: true };
 }
 
+/**
+ * wfm.clients cannot give the two clients the suite needs. A configuration mistake: as
+ * SuiteUnavailable it turned every WFM check into a skip and the run read "conformant".
+ */
+export class WfmClientsConfigError extends Error {
+  override readonly name = "WfmClientsConfigError";
+}
+
 /** Provision (or read) at least two clients. */
 export async function provisionClients(
   cfg: WfmSuiteConfig["clients"],
@@ -100,7 +107,7 @@ export async function provisionClients(
   }
   const dirs = cfg.dirs ?? [];
   if (dirs.length < 2)
-    throw new SuiteUnavailable(
+    throw new WfmClientsConfigError(
       "wfm.clients needs provisionCommand or at least two credential folders in dirs",
     );
   return Promise.all(
