@@ -6,6 +6,8 @@
  *
  * The variable is read once. An unknown name makes the CLI refuse to start (`assertMutantEnv`),
  * so a typo in a test cannot silently exercise the good code and pass for the wrong reason.
+ * An active mutant is never silent: the CLI prints `mutantBanner()` on stderr and the driver
+ * Info answer carries `mutantFeatures()`.
  * Without the variable every `mutant()` is false and the agent is the reference implementation.
  */
 
@@ -110,6 +112,26 @@ export function assertMutantEnv(): AgentMutantName | undefined {
  */
 export function mutant(name: AgentMutantName): boolean {
   return assertMutantEnv() === name;
+}
+
+/**
+ * The one stderr line the CLI prints at start when a mutant is active, so a log or a terminal
+ * never passes a deliberately broken program off as the reference; undefined for the reference.
+ */
+export function mutantBanner(
+  name: AgentMutantName | undefined = assertMutantEnv(),
+): string | undefined {
+  if (name === undefined) return undefined;
+  return `MUTANT ACTIVE: ${name} breaks ${AGENT_MUTANTS[name].requirement}; test-only`;
+}
+
+/**
+ * The driver Info feature naming the active mutant (`mutant:<name>`): it lands in the report's
+ * implementation info, so a run against a mutant says so and a run that asked for none can
+ * refuse a report that carries one. Empty for the reference.
+ */
+export function mutantFeatures(name: AgentMutantName | undefined = assertMutantEnv()): string[] {
+  return name === undefined ? [] : [`mutant:${name}`];
 }
 
 /** The CLI's start-up check: the refusal message when the environment names an unknown mutant. */

@@ -1,7 +1,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../config.js";
-import { unknownMutant } from "../mutants.js";
+import { mutantBanner, unknownMutant } from "../mutants.js";
 import { type CliIo, EXIT, type ExitCode, processIo, UsageError } from "./exit.js";
 
 /**
@@ -36,6 +36,9 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     io.err(`margo-agent: refusing to start: ${refused}`);
     return EXIT.usage;
   }
+  // A known mutant is honoured, but never silently (test-only; see mutants.ts).
+  const banner = mutantBanner();
+  if (banner) io.err(`margo-agent: ${banner}`);
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     io.out(OVERVIEW);

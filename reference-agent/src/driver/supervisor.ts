@@ -14,6 +14,7 @@ import type * as deviceDriver from "@margo/proto/services/device-driver";
 import type { AgentView, RunningAgent, StartAgent } from "../agent-api.js";
 import { type AgentConfig, CONFIG_FILE, saveConfig } from "../config.js";
 import type { AgentLog } from "../log.js";
+import { mutantFeatures } from "../mutants.js";
 import { SqliteAgentStore } from "../state/sqlite-store.js";
 import type { WireState } from "../state/store.js";
 
@@ -170,7 +171,9 @@ export class AgentSupervisor implements DeviceDriverBackend {
       version: AGENT_VERSION,
       margoVersion: MARGO_VERSION,
       supportedDeploymentTypes: runtimes.filter((r) => r.available).map((r) => r.type),
-      supportedRuntimes: ["oci"],
+      // InfoResponse has no features field; the harness reports deployment types and runtimes as
+      // the device's features, so a test-only mutant names itself here (`mutant:<name>`).
+      supportedRuntimes: ["oci", ...mutantFeatures()],
     };
   }
 

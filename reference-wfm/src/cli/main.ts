@@ -1,7 +1,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { unknownMutant } from "../mutants.js";
+import { mutantBanner, unknownMutant } from "../mutants.js";
 import {
   appCommands,
   caCommands,
@@ -75,6 +75,9 @@ export async function runCli(
     io.err(`margo-wfm: refusing to start: ${refused}`);
     return EXIT.usage;
   }
+  // A known mutant is honoured, but never silently (test-only; see mutants.ts).
+  const banner = mutantBanner();
+  if (banner) io.err(`margo-wfm: ${banner}`);
   const wantsHelp = argv.includes("--help") || argv.includes("-h");
   const spec = findCommand(argv);
   if (!spec) {

@@ -1,5 +1,6 @@
 import type { wfmDriver } from "@margo/proto";
 import type { Northbound } from "../core/api.js";
+import { mutantFeatures } from "../mutants.js";
 import { deploymentInput, filter, parameterValues } from "./admin-service.js";
 import type { CallerVerifier } from "./peer.js";
 import type { GrpcServerOptions } from "./server-contract.js";
@@ -87,7 +88,8 @@ export function driverImplementation(
         product: info.product,
         version: info.version,
         margoVersion: info.margoVersion,
-        features: [...info.features],
+        // A test-only mutant names itself, so the conformance report shows what it judged.
+        features: [...info.features, ...mutantFeatures()],
       }),
       log,
     ),
