@@ -73,6 +73,11 @@ export interface RecordedRequest {
   tlsProtocol: string | null;
   clientChainLength: number;
   /**
+   * Key of the leaf each side presented on this connection, e.g. `ec P-256` or `rsa 3072`
+   * (item 11: SVIDs are ECDSA P-256); absent when that side presented none.
+   */
+  tlsKeys?: { client?: string; server?: string };
+  /**
    * The client id from the peer's SVID (`.../client/<id>`), when it presented one. Lets a check
    * tell the freshly configured client from a previous relationship still polling.
    */

@@ -138,4 +138,49 @@ const customLabels = deviceCheck({
   },
 });
 
-export const capabilityChecks: Check<DeviceCtx>[] = [firstExchange, hostingFields, customLabels];
+/**
+ * The capabilities body as it came on the wire, judged strictly: @margo/proto exposes no JSON
+ * Schema of its own, so the codec's strict decode stands in for the rc.3 DeviceCapabilitiesManifest
+ * schema (required identity fields, enums, unknown non-extension members, x-<name>-extensions
+ * keys, scalar label values). The raw bytes are decoded, not a re-serialised parse, so what a
+ * lenient parse would smooth over (duplicate keys, big numbers) still counts.
+ */
+const schemaValid = deviceCheck({
+  id: "device.capabilities.schema-valid",
+  title: "The capabilities body validates against the OpenAPI DeviceCapabilitiesManifest schema",
+  requirements: ["device-100"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    const id = ctx.device.deviceId;
+    const put = await ctx.wfm.waitFor(
+      t,
+      `a capabilities PUT for ${id}`,
+      () =>
+        ctx.wfm
+          .requests()
+          .find((r) => r.method === "PUT" && r.path.split("?")[0] === `${CAPABILITIES_PATH}${id}`),
+      10_000,
+    );
+    const decoded = decodeDeviceCapabilities(new Uint8Array(put.body));
+    const errors = decoded.problems.filter((p) => p.severity === "error");
+    const warnings = decoded.problems.filter((p) => p.severity !== "error");
+    if (warnings.length > 0)
+      t.note(
+        `not errors, but worth a look: ${warnings.map((p) => `${p.pointer || "/"}: ${p.message}`).join("; ")}`,
+      );
+    t.expect(
+      errors.length === 0,
+      `device-100: the body of PUT ${put.path} does not validate against the OpenAPI DeviceCapabilitiesManifest schema: ${errors
+        .slice(0, 8)
+        .map((p) => `${p.pointer || "/"}: ${p.message}`)
+        .join("; ")}${errors.length > 8 ? ` (+${errors.length - 8} more)` : ""}`,
+      { problems: errors },
+    );
+  },
+});
+
+export const capabilityChecks: Check<DeviceCtx>[] = [
+  firstExchange,
+  hostingFields,
+  schemaValid,
+  customLabels,
+];

@@ -71,7 +71,42 @@ function refusesIdentity(c: {
   });
 }
 
+/**
+ * Item 11 on the first exchange: the harness provisions an ECDSA P-256 client SVID and presents an
+ * ECDSA P-256 server SVID, so a device that completed the handshake with it and sent a request
+ * accepted a P-256 server SVID, and the leaf it presented must be that P-256 key (an RSA key, if
+ * any, of at least 3072 bits). Costs nothing beyond beforeEach: Configure already waited for it.
+ */
+const p256Svids = deviceCheck({
+  id: "device.identity.p256-svids",
+  title: "The device presents an ECDSA P-256 SVID and accepts the WFM's ECDSA P-256 SVID",
+  requirements: ["device-011"],
+  async run(ctx: DeviceCtx, t: CheckTools) {
+    const first = await ctx.wfm.waitFor(
+      t,
+      "the device's first request on the Management Interface (the WFM presents an ECDSA P-256 SVID)",
+      () => ctx.wfm.requests().find((r) => isManagementRequest(r) && r.tlsKeys?.server),
+      10_000,
+    );
+    const { client, server } = first.tlsKeys ?? {};
+    t.note(
+      `first request ${first.method} ${first.path}: the device presented a leaf with key ${client ?? "none"}; the WFM presented ${server}`,
+    );
+    // The harness's own set-up, not the device's doing: an error, not a finding.
+    if (server !== "ec P-256")
+      throw new Error(
+        `the instrumented WFM presented ${server}, not the ECDSA P-256 SVID it mints`,
+      );
+    const rsaBits = /^rsa (\d+)$/.exec(client ?? "")?.[1];
+    t.expect(
+      client === "ec P-256" || (rsaBits !== undefined && Number(rsaBits) >= 3072),
+      `item 11: the device must present an ECDSA P-256 SVID (any RSA key at least 3072 bits); the leaf it presented has key ${client ?? "none (no client certificate)"}`,
+    );
+  },
+});
+
 export const identityChecks: readonly Check<DeviceCtx>[] = [
+  p256Svids,
   refusesIdentity({
     what: "wrong-wfm-id",
     kind: "wrong-wfm-id",

@@ -5,7 +5,7 @@
  * statuses it reports (device.status judges those).
  */
 import type { Check, CheckTools } from "../../../core/types.js";
-import type { DeviceCtx, EngineContainer, Fault } from "../context.js";
+import type { DeviceCtx, DeviceStateView, EngineContainer, Fault } from "../context.js";
 import {
   brief,
   carries,
@@ -22,111 +22,229 @@ import {
   requireCompose,
   runningPlan,
   settleAfter,
+  shared,
+  waitEngine,
 } from "./support.js";
+
+/** What the device held and ran before a refused manifest was served. */
+interface Baseline {
+  plan: PlannedDeployment;
+  /** A's running containers. */
+  containers: EngineContainer[];
+  version: bigint;
+  /** Deployment ids GetState listed before the refused manifest was served. */
+  held: string[];
+  lastErrors: DeviceStateView["lastErrors"];
+}
+
+/** One lying manifest served over the baseline, and what the device held and ran afterwards. */
+interface RefusalObservation {
+  before: Baseline;
+  refused: PlannedDeployment[];
+  /** False when the device never fetched what `needFetch` names (nothing to judge). */
+  fetched: boolean;
+  state: DeviceStateView;
+  now: EngineContainer[];
+}
 
 /**
  * Previous state kept, judged on what the device holds (GetState: the refused deployments are not
  * among its deployments, the accepted one still is, manifestVersion unchanged) and on the engine
  * (nothing of the refused deployments runs, the accepted containers still run, same ids). The
  * held state is the sharper signal: applying a manifest takes seconds on the engine, holding it
- * does not.
+ * does not. Returns the violations (message + evidence), empty when the state was kept.
  */
-async function expectStateKept(
-  ctx: DeviceCtx,
-  t: CheckTools,
+function stateKeptViolations(
   item: string,
-  before: {
-    plan: PlannedDeployment;
-    containers: EngineContainer[];
-    version: bigint;
-    /** Deployment ids GetState listed before the refused manifest was served. */
-    held: string[];
-  },
-  refused: PlannedDeployment[],
-): Promise<void> {
-  const engine = requireCompose(ctx, t);
-  const state = await ctx.device.getState(t);
+  o: RefusalObservation,
+): Array<{ message: string; data: unknown }> {
+  const { before, refused, state, now } = o;
+  const out: Array<{ message: string; data: unknown }> = [];
   const held = state.deployments.map((d) => d.deploymentId);
   const taken = refused.filter((p) => held.includes(p.deploymentId));
-  t.expect(
-    taken.length === 0,
-    `${item}: the refused manifest must not be applied, but the device now holds its deployment(s) ${taken
-      .map((p) => p.deploymentId)
-      .join(", ")} (GetState)`,
-    { deployments: state.deployments },
-  );
-  if (before.held.includes(before.plan.deploymentId)) {
-    t.expect(
-      held.includes(before.plan.deploymentId),
-      `${item}: the previous state must be kept, but the device dropped deployment ${before.plan.deploymentId} (accepted in manifestVersion ${before.version}) from its state (GetState)`,
-      { deployments: state.deployments },
-    );
-  }
-  if (state.manifestVersion !== undefined) {
-    t.expect(
-      state.manifestVersion === before.version,
-      `${item}: the device must keep manifestVersion ${before.version}, but GetState reports ${state.manifestVersion}`,
-    );
-  }
-  const now = await engine.containers(t);
+  if (taken.length > 0)
+    out.push({
+      message: `${item}: the refused manifest must not be applied, but the device now holds its deployment(s) ${taken
+        .map((p) => p.deploymentId)
+        .join(", ")} (GetState)`,
+      data: { deployments: state.deployments },
+    });
+  if (before.held.includes(before.plan.deploymentId) && !held.includes(before.plan.deploymentId))
+    out.push({
+      message: `${item}: the previous state must be kept, but the device dropped deployment ${before.plan.deploymentId} (accepted in manifestVersion ${before.version}) from its state (GetState)`,
+      data: { deployments: state.deployments },
+    });
+  if (state.manifestVersion !== undefined && state.manifestVersion !== before.version)
+    out.push({
+      message: `${item}: the device must keep manifestVersion ${before.version}, but GetState reports ${state.manifestVersion}`,
+      data: { manifestVersion: String(state.manifestVersion) },
+    });
   const appeared = refused.flatMap((p) => containersOf(now, p.deploymentId));
-  t.expect(
-    appeared.length === 0,
-    `${item}: the refused manifest must not be applied, but containers of its deployments appeared: ${appeared
-      .map((c) => c.name)
-      .join(", ")}`,
-    { containers: appeared.map(brief) },
-  );
+  if (appeared.length > 0)
+    out.push({
+      message: `${item}: the refused manifest must not be applied, but containers of its deployments appeared: ${appeared
+        .map((c) => c.name)
+        .join(", ")}`,
+      data: { containers: appeared.map(brief) },
+    });
   const stillRunning = new Set(now.filter(isRunning).map((c) => c.id));
   const gone = before.containers.filter((c) => !stillRunning.has(c.id));
-  t.expect(
-    gone.length === 0,
-    `${item}: the previous state must be kept, but containers of deployment ${before.plan.deploymentId} (accepted in manifestVersion ${before.version}) are no longer running: ${gone
-      .map((c) => c.name)
-      .join(", ")}`,
-    {
-      before: before.containers.map(brief),
-      now: containersOf(now, before.plan.deploymentId).map(brief),
+  if (gone.length > 0)
+    out.push({
+      message: `${item}: the previous state must be kept, but containers of deployment ${before.plan.deploymentId} (accepted in manifestVersion ${before.version}) are no longer running: ${gone
+        .map((c) => c.name)
+        .join(", ")}`,
+      data: {
+        before: before.containers.map(brief),
+        now: containersOf(now, before.plan.deploymentId).map(brief),
+      },
+    });
+  return out;
+}
+
+/** One lying manifest of the refusals scenario. */
+interface RefusalStep {
+  key: "rollback" | "deployment-digest" | "digest-algorithm" | "bundle-digest";
+  item: string;
+  faults: (refused: PlannedDeployment[], version: bigint) => Fault[];
+  /** Keep A listed in the lying manifest (else it drops A). */
+  keepA?: boolean;
+  newCount?: number;
+  /** The step only counts when the device fetched a path like this after the manifest. */
+  needFetch?: RegExp;
+}
+
+const REFUSAL_STEPS: readonly RefusalStep[] = [
+  {
+    key: "rollback",
+    item: "item 51 (manifestVersion <= stored)",
+    faults: (_r, version) => [{ kind: "manifest-version", version }],
+  },
+  {
+    // Two new deployments, only the first lies: the honest one must not be applied either
+    // (the whole update is aborted), and the dropped one must not be removed.
+    key: "deployment-digest",
+    item: "item 52 (deployment digest mismatch)",
+    faults: (refused) => [
+      { kind: "deployment-digest-mismatch", deploymentId: refused[0]?.deploymentId ?? "" },
+    ],
+    newCount: 2,
+  },
+  {
+    key: "digest-algorithm",
+    item: "item 53 (sha512 digests)",
+    faults: () => [{ kind: "digest-algorithm", algorithm: "sha512" }],
+  },
+  {
+    // Several new deployments make the bundle the cheaper fetch for a device that chooses.
+    key: "bundle-digest",
+    item: "item 52 (bundle digest mismatch)",
+    faults: () => [{ kind: "bundle-digest-mismatch" }],
+    keepA: true,
+    newCount: 3,
+    needFetch: /^\/api\/v1\/bundles\//,
+  },
+];
+
+type RefusalsObservation = Record<RefusalStep["key"], RefusalObservation>;
+
+/** Deploy A alone (at a fresh manifestVersion) and record the baseline the steps judge against. */
+async function establishBaseline(
+  ctx: DeviceCtx,
+  t: CheckTools,
+  plan: PlannedDeployment,
+  /** Deployments of earlier steps: none of them may still run once the baseline stands. */
+  earlier: PlannedDeployment[] = [],
+): Promise<Baseline> {
+  const { manifest } = await publishAndFetch(ctx, t, [plan]);
+  // A restored baseline must not count containers of a refused deployment the device applied.
+  const containers = await waitEngine(
+    ctx,
+    t,
+    `deployment ${plan.deploymentId} running alone (the baseline of the refused-manifest checks)`,
+    (cs) => {
+      const mine = containersOf(cs, plan.deploymentId).filter(isRunning);
+      const left = earlier.flatMap((p) => containersOf(cs, p.deploymentId));
+      return mine.length > 0 && left.length === 0 ? mine : undefined;
+    },
+  );
+  const state = await ctx.device.getState(t);
+  return {
+    plan,
+    containers,
+    version: manifest.manifestVersion,
+    held: state.deployments.map((d) => d.deploymentId),
+    lastErrors: state.lastErrors,
+  };
+}
+
+/**
+ * Scenario "refusals": A is deployed once, then each lying manifest of REFUSAL_STEPS is served in
+ * turn over it and what the device held and ran afterwards is recorded. Deploying A is what costs
+ * (a Compose up per check before); an honest device keeps A through every step, so one baseline
+ * serves all. A device that applied a lying manifest has lost the baseline: A is deployed afresh
+ * before the next step, so one broken rule never spills into another check's verdict.
+ */
+function refusalsScenario(ctx: DeviceCtx, t: CheckTools): Promise<RefusalsObservation> {
+  return shared(
+    ctx,
+    t,
+    "refusals: lying manifests served over one running deployment",
+    async () => {
+      requireCompose(ctx, t);
+      const a = planDeployment(ctx, [runningPlan(ctx)]);
+      let before = await establishBaseline(ctx, t, a);
+      const out: Partial<RefusalsObservation> = {};
+      const served: PlannedDeployment[] = [];
+      for (const step of REFUSAL_STEPS) {
+        const refused = Array.from({ length: step.newCount ?? 1 }, () =>
+          planDeployment(ctx, [runningPlan(ctx)]),
+        );
+        served.push(...refused);
+        for (const f of step.faults(refused, before.version)) ctx.wfm.inject(f);
+        const { fetchSeq } = await publishAndFetch(ctx, t, step.keepA ? [a, ...refused] : refused);
+        await settleAfter(ctx, t, fetchSeq);
+        ctx.wfm.clearFaults();
+        const fetched = step.needFetch
+          ? ctx.wfm
+              .requests()
+              .some((r) => r.seq > fetchSeq && r.method === "GET" && step.needFetch?.test(r.path))
+          : true;
+        const obs: RefusalObservation = {
+          before,
+          refused,
+          fetched,
+          state: await ctx.device.getState(t),
+          now: await requireCompose(ctx, t).containers(t),
+        };
+        out[step.key] = obs;
+        t.note(
+          `refusals scenario, ${step.item}: GetState manifestVersion ${obs.state.manifestVersion}, deployments [${obs.state.deployments.map((d) => d.deploymentId).join(", ")}]`,
+        );
+        if (fetched && stateKeptViolations(step.item, obs).length > 0) {
+          t.note(`the device did not keep its state (${step.item}): deploying the baseline afresh`);
+          before = await establishBaseline(ctx, t, a, served);
+        } else {
+          before = { ...before, held: obs.state.deployments.map((d) => d.deploymentId) };
+          before.lastErrors = obs.state.lastErrors;
+        }
+      }
+      return out as RefusalsObservation;
     },
   );
 }
 
-/**
- * The shape of every "lying manifest" check: A runs at version N; a manifest that drops A and
- * adds `refused` is served under `faults`; afterwards A still runs and nothing new appeared.
- */
-async function refusedUpdate(
+/** Judge one step of the refusals scenario (fails with every violation's message). */
+async function judgeRefusal(
   ctx: DeviceCtx,
   t: CheckTools,
-  item: string,
-  faults: (refused: PlannedDeployment[], version: bigint) => Fault[],
-  opts: { keepA?: boolean; newCount?: number; needFetch?: RegExp } = {},
-): Promise<{ fetched: boolean }> {
-  requireCompose(ctx, t);
-  const a = planDeployment(ctx, [runningPlan(ctx)]);
-  const { manifest, containers } = await deployRunning(ctx, t, a);
-  const refused = Array.from({ length: opts.newCount ?? 1 }, () =>
-    planDeployment(ctx, [runningPlan(ctx)]),
-  );
-  const held = (await ctx.device.getState(t)).deployments.map((d) => d.deploymentId);
-  for (const f of faults(refused, manifest.manifestVersion)) ctx.wfm.inject(f);
-  const { fetchSeq } = await publishAndFetch(ctx, t, opts.keepA ? [a, ...refused] : refused);
-  await settleAfter(ctx, t, fetchSeq);
-  ctx.wfm.clearFaults();
-  const fetched = opts.needFetch
-    ? ctx.wfm
-        .requests()
-        .some((r) => r.seq > fetchSeq && r.method === "GET" && opts.needFetch?.test(r.path))
-    : true;
-  if (!fetched) return { fetched };
-  await expectStateKept(
-    ctx,
-    t,
-    item,
-    { plan: a, containers: containers.filter(isRunning), version: manifest.manifestVersion, held },
-    refused,
-  );
-  return { fetched };
+  key: RefusalStep["key"],
+): Promise<RefusalObservation> {
+  const obs = (await refusalsScenario(ctx, t))[key];
+  const step = REFUSAL_STEPS.find((s) => s.key === key);
+  if (!obs.fetched) return obs;
+  for (const v of stateKeptViolations(step?.item ?? key, obs)) t.expect(false, v.message, v.data);
+  return obs;
 }
 
 const rollbackRefused = deviceCheck({
@@ -134,9 +252,7 @@ const rollbackRefused = deviceCheck({
   title: "A manifest whose manifestVersion is not above the accepted one is not applied",
   requirements: ["device-051"],
   async run(ctx: DeviceCtx, t: CheckTools) {
-    await refusedUpdate(ctx, t, "item 51 (manifestVersion <= stored)", (_r, version) => [
-      { kind: "manifest-version", version },
-    ]);
+    await judgeRefusal(ctx, t, "rollback");
   },
 });
 
@@ -146,23 +262,16 @@ const rollbackLogged = deviceCheck({
   requirements: ["device-051s"],
   level: "SHOULD",
   async run(ctx: DeviceCtx, t: CheckTools) {
-    const { manifest, fetchSeq } = await publishAndFetch(ctx, t, []);
-    await settleAfter(ctx, t, fetchSeq);
-    const before = await ctx.device.getState(t);
+    // Judged on the rollback step of the refusals scenario: GetState lastErrors before and after.
+    const obs = (await refusalsScenario(ctx, t)).rollback;
     const key = (e: { kind: string; message: string; at?: string }) =>
       `${e.kind}\u0000${e.message}\u0000${e.at ?? ""}`;
-    const seen = new Set(before.lastErrors.map(key));
-    ctx.wfm.inject({ kind: "manifest-version", version: manifest.manifestVersion });
-    const b = planDeployment(ctx, [runningPlan(ctx)]);
-    const second = await publishAndFetch(ctx, t, [b]);
-    await settleAfter(ctx, t, second.fetchSeq);
-    ctx.wfm.clearFaults();
-    const after = await ctx.device.getState(t);
-    const fresh = after.lastErrors.filter((e) => !seen.has(key(e)));
+    const seen = new Set(obs.before.lastErrors.map(key));
+    const fresh = obs.state.lastErrors.filter((e) => !seen.has(key(e)));
     t.expect(
       fresh.length > 0,
-      `item 51 (SHOULD): refusing manifestVersion ${manifest.manifestVersion} again should be logged as a security event; GetState lastErrors shows no new entry`,
-      { lastErrors: after.lastErrors },
+      `item 51 (SHOULD): refusing a manifest that reused manifestVersion ${obs.before.version} should be logged as a security event; GetState lastErrors shows no new entry`,
+      { lastErrors: obs.state.lastErrors },
     );
     t.note(`logged: ${fresh.map((e) => `${e.kind}: ${e.message}`).join("; ")}`);
   },
@@ -173,17 +282,7 @@ const deploymentDigestMismatch = deviceCheck({
   title: "A deployment YAML whose bytes do not match its digest aborts the whole update",
   requirements: ["device-052"],
   async run(ctx: DeviceCtx, t: CheckTools) {
-    // Two new deployments, only the first lies: the honest one must not be applied either
-    // (the whole update is aborted), and the dropped one must not be removed.
-    await refusedUpdate(
-      ctx,
-      t,
-      "item 52 (deployment digest mismatch)",
-      (refused) => [
-        { kind: "deployment-digest-mismatch", deploymentId: refused[0]?.deploymentId ?? "" },
-      ],
-      { newCount: 2 },
-    );
+    await judgeRefusal(ctx, t, "deployment-digest");
   },
 });
 
@@ -192,14 +291,7 @@ const bundleDigestMismatch = deviceCheck({
   title: "A bundle whose bytes do not match its digest aborts the whole update",
   requirements: ["device-052"],
   async run(ctx: DeviceCtx, t: CheckTools) {
-    // Several new deployments make the bundle the cheaper fetch for a device that chooses.
-    const { fetched } = await refusedUpdate(
-      ctx,
-      t,
-      "item 52 (bundle digest mismatch)",
-      () => [{ kind: "bundle-digest-mismatch" }],
-      { keepA: true, newCount: 3, needFetch: /^\/api\/v1\/bundles\// },
-    );
+    const { fetched } = await judgeRefusal(ctx, t, "bundle-digest");
     if (!fetched)
       t.skip(
         "the device fetched the deployment YAMLs one by one, never the bundle: nothing to verify",
@@ -212,9 +304,7 @@ const digestAlgorithm = deviceCheck({
   title: "A manifest with a non-sha256 digest is invalid and not applied",
   requirements: ["device-053"],
   async run(ctx: DeviceCtx, t: CheckTools) {
-    await refusedUpdate(ctx, t, "item 53 (sha512 digests)", () => [
-      { kind: "digest-algorithm", algorithm: "sha512" },
-    ]);
+    await judgeRefusal(ctx, t, "digest-algorithm");
   },
 });
 

@@ -18,14 +18,19 @@ import {
   refusalWindow,
 } from "./tls-support.js";
 
-/** Refresh hint the checks serve: short, so a refresh is due within seconds. */
-const HINT_S = 2;
 /**
- * Time the device gets for a due refresh: the hint plus slack. Devices may floor very short
- * hints (the reference agent refreshes at most every 5 s so a 1 s hint cannot make it a busy
- * loop); 8 s accepts such a floor and still catches a device that ignores the hint.
+ * Refresh hint the checks serve: 1 s, so a device that honours it refreshes within about a second
+ * (the self-conformance launch sets the reference agent's refresh floor to 1 s).
  */
-const REFRESH_MS = HINT_S * 1000 + 6000;
+const HINT_S = 1;
+/**
+ * How long after a retrieval the device gets for the next one. Devices may floor very short
+ * hints so a 1 s hint cannot turn them into a busy loop (the reference agent's default floor is
+ * 5 s); the bound tolerates a floor of up to ten times the hint plus slack, and only a device
+ * still silent after that has clearly ignored the hint. A device that refreshes sooner is judged
+ * sooner: the wait ends at its request.
+ */
+const REFRESH_MS = HINT_S * 10_000 + 2_000;
 
 function bundleDoc(
   ctx: DeviceCtx,
@@ -215,8 +220,9 @@ async function refreshesAtHint(
     first.seq,
     `a refresh of the trust bundle within ${REFRESH_MS} ms (hint ${HINT_S} s)`,
   ).catch(() => t.fail(failWhy));
+  // Record the spacing: a device far slower than the hint (but inside the floor tolerance) shows.
   t.note(
-    `refetched ${second.at - first.at} ms after the first retrieval (answer ${second.status})`,
+    `refetched ${second.at - first.at} ms after the first retrieval (hint ${HINT_S * 1000} ms; answer ${second.status})`,
   );
 }
 
@@ -230,7 +236,7 @@ const refreshHint = deviceCheck({
       ctx,
       t,
       undefined,
-      `the bundle said spiffe_refresh_hint ${HINT_S} s but the device did not fetch it again within ${REFRESH_MS} ms (item 23 SHOULD refresh at the hint)`,
+      `the bundle said spiffe_refresh_hint ${HINT_S} s but the device did not fetch it again within ${REFRESH_MS} ms: that leaves room for a refresh floor of up to ${REFRESH_MS / 1000 - 2} s, so the device ignored the hint (item 23 SHOULD refresh at the hint)`,
     );
   },
 });
@@ -244,7 +250,7 @@ const cacheNoDefer = deviceCheck({
       ctx,
       t,
       "max-age=3600",
-      `the bundle endpoint answered with Cache-Control: max-age=3600 and the bundle said spiffe_refresh_hint ${HINT_S} s; the device did not fetch again within ${REFRESH_MS} ms: item 23 forbids HTTP caching deferring a due refresh`,
+      `the bundle endpoint answered with Cache-Control: max-age=3600 and the bundle said spiffe_refresh_hint ${HINT_S} s; the device did not fetch again within ${REFRESH_MS} ms (room for a refresh floor of up to ${REFRESH_MS / 1000 - 2} s), so the max-age deferred a due refresh, which item 23 forbids`,
     );
   },
 });

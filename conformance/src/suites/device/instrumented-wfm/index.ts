@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, type X509Certificate } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
@@ -153,6 +153,20 @@ export async function startInstrumentedWfm(
   };
   track(management, "management");
 
+  /** `ec P-256`, `rsa 3072`, ... of a leaf (item 11 judges the curve and the RSA size). */
+  const keyOf = (cert: X509Certificate | undefined): string | undefined => {
+    const key = cert?.publicKey;
+    if (!key) return undefined;
+    const d = key.asymmetricKeyDetails ?? {};
+    const curve = d.namedCurve === "prime256v1" ? "P-256" : d.namedCurve;
+    return [
+      key.asymmetricKeyType ?? "unknown",
+      curve ?? (d.modulusLength ? String(d.modulusLength) : undefined),
+    ]
+      .filter(Boolean)
+      .join(" ");
+  };
+
   const peerSpiffeId = (req: IncomingMessage): string | undefined => {
     const san = (req.socket as TLSSocket).getPeerX509Certificate?.()?.subjectAltName ?? "";
     return /URI:(spiffe:\/\/[^,\s]+)/.exec(san)?.[1];
@@ -174,7 +188,15 @@ export async function startInstrumentedWfm(
   /** TLS facts read when the request arrives: once the answer ends the socket may be gone. */
   const tlsFacts = (req: IncomingMessage) => {
     const sock = req.socket as TLSSocket;
-    return { tlsProtocol: sock.getProtocol?.() ?? null, clientChainLength: chainLength(req) };
+    // The chain first: it is read from the same peer certificate the keys are.
+    const clientChainLength = chainLength(req);
+    const client = keyOf(sock.getPeerX509Certificate?.());
+    const server = keyOf(sock.getX509Certificate?.());
+    return {
+      tlsProtocol: sock.getProtocol?.() ?? null,
+      clientChainLength,
+      tlsKeys: { ...(client ? { client } : {}), ...(server ? { server } : {}) },
+    };
   };
   const record = (
     req: IncomingMessage,
