@@ -8,7 +8,12 @@
  * code (or a bug) with what it judges.
  *
  * Mutants (`wfmMutant`, `agentMutant`) are passed as MARGO_TEST_MUTANT to the one side only, so
- * the mutant matrix can run this with one deliberately broken implementation at a time.
+ * the mutant matrix can run this with one deliberately broken implementation at a time. Every
+ * child gets an environment with MARGO_TEST_MUTANT removed unless this run asked for a mutant on
+ * that side: a variable left in the caller's shell must never turn a "conformant" verdict into a
+ * verdict on a broken program. The reference programs name an active mutant in their driver Info
+ * features (`mutant:<name>`); the report's implementations must carry exactly the requested ones,
+ * else the run fails with MutantMismatchError.
  *
  * CLI: npx tsx scripts/self-conformance/run.ts [--out DIR] [--suite wfm|device|package]...
  *        [--include PREFIX]... [--wfm-mutant NAME] [--agent-mutant NAME]
@@ -57,7 +62,66 @@ export interface SelfConformanceResult {
 
 /** The self-conformance run could not be set up or the harness produced no report. */
 export class SelfConformanceError extends Error {
-  override readonly name = "SelfConformanceError";
+  override readonly name: string = "SelfConformanceError";
+}
+
+/**
+ * The report shows an implementation running a mutant this run did not ask for (or not running
+ * the one it asked for): its verdict is about some other program than the one meant.
+ */
+export class MutantMismatchError extends SelfConformanceError {
+  override readonly name = "MutantMismatchError";
+}
+
+/** The test-only switch of both reference programs (reference-{wfm,agent}/src/mutants.ts). */
+export const MUTANT_ENV = "MARGO_TEST_MUTANT";
+/** How a reference program's driver Info names its active mutant among its features. */
+const MUTANT_FEATURE_PREFIX = "mutant:";
+
+/**
+ * The environment for a child: this process's, minus MARGO_TEST_MUTANT, plus the one mutant this
+ * child was asked to run. Every child goes through here, the harness included (it hands its
+ * environment on to the agent it launches and to the WFM commands it runs).
+ */
+export function childEnv(
+  mutant?: string,
+  base: NodeJS.ProcessEnv = process.env,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  delete env[MUTANT_ENV];
+  if (mutant) env[MUTANT_ENV] = mutant;
+  return env;
+}
+
+/**
+ * What is wrong with the mutants the report's implementations claim (one line each; empty when
+ * each side runs exactly the requested mutant, or none). A side the report does not describe
+ * (suite not selected or unavailable) is not judged here.
+ */
+export function mutantMismatches(
+  report: Pick<RunReport, "implementations">,
+  requested: { wfmMutant?: string | undefined; agentMutant?: string | undefined },
+): string[] {
+  const sides: Array<[SuiteName, string, string | undefined]> = [
+    ["wfm", "reference WFM", requested.wfmMutant],
+    ["device", "reference agent", requested.agentMutant],
+    ["package", "package source", undefined],
+  ];
+  const problems: string[] = [];
+  for (const [suite, what, want] of sides) {
+    const impl = report.implementations[suite];
+    if (!impl) continue;
+    const claimed = impl.features
+      .filter((f) => f.startsWith(MUTANT_FEATURE_PREFIX))
+      .map((f) => f.slice(MUTANT_FEATURE_PREFIX.length));
+    const expected = want ? [want] : [];
+    if (claimed.join(",") !== expected.join(",")) {
+      problems.push(
+        `${suite} suite: the ${what} runs ${claimed.length ? `mutant ${claimed.join(", ")}` : "no mutant"}, but this run asked for ${want ? `mutant ${want}` : "none"} (features: ${impl.features.join(", ")})`,
+      );
+    }
+  }
+  return problems;
 }
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -141,7 +205,14 @@ export async function runSelfConformance(
         `the harness exited ${exitCode} without writing ${reportFile}; its output is in ${join(logDir, "harness.log")}`,
       );
     }
-    result = { exitCode, report: JSON.parse(await readFile(reportFile, "utf8")) as RunReport };
+    const report = JSON.parse(await readFile(reportFile, "utf8")) as RunReport;
+    const mismatches = mutantMismatches(report, opts);
+    if (mismatches.length > 0) {
+      throw new MutantMismatchError(
+        `the report judged other programs than requested (is ${MUTANT_ENV} set in the environment?):\n  ${mismatches.join("\n  ")}`,
+      );
+    }
+    result = { exitCode, report };
   } finally {
     if (wfm) await stopChild(wfm, "margo-wfm serve");
     await rm(work, { recursive: true, force: true });
@@ -168,7 +239,7 @@ async function startReferenceWfm(p: {
 }): Promise<{ child: ChildProcess; section: NonNullable<ConformanceConfig["wfm"]> }> {
   const host = `127.0.${p.loopbackIndex}.1`;
   const dataDir = join(p.work, "wfm");
-  const env = { ...process.env, ...(p.mutant ? { MARGO_TEST_MUTANT: p.mutant } : {}) };
+  const env = childEnv(p.mutant);
   const init = await runToEnd(
     WFM_BIN,
     [
@@ -317,7 +388,7 @@ export function harnessConfig(p: {
         cwd: REPO_ROOT,
         env: {
           MARGO_REGISTRY: REGISTRY,
-          ...(p.agentMutant ? { MARGO_TEST_MUTANT: p.agentMutant } : {}),
+          ...(p.agentMutant ? { [MUTANT_ENV]: p.agentMutant } : {}),
         },
         readyTimeoutMs: 30_000,
       },
@@ -362,6 +433,8 @@ async function runHarness(
   const sink = createWriteStream(join(logDir, "harness.log"));
   const child = spawn(HARNESS_BIN, ["run", "--config", configFile, "--out", outDir], {
     cwd: REPO_ROOT,
+    // No mutant for the harness: the agent's comes only through device.launch.env.
+    env: childEnv(),
     stdio: ["ignore", "pipe", "pipe"],
   });
   live.add(child);
@@ -405,7 +478,7 @@ async function ensureFixturesPublished(
     const r = await runToEnd(
       "docker",
       ["image", "inspect", "--format", "{{.Id}}", FIXTURE_IMAGE],
-      process.env,
+      childEnv(),
     );
     if (r.code !== 0) {
       throw new SelfConformanceError(
@@ -430,7 +503,7 @@ async function ensureFixturesPublished(
       const r = await runToEnd(
         "npx",
         ["tsx", join(REPO_ROOT, "scripts/publish-fixtures.ts"), "--json"],
-        process.env,
+        childEnv(),
       );
       if (r.code !== 0) {
         throw new SelfConformanceError(
