@@ -11,7 +11,7 @@ import type { CheckTools } from "../../../core/types.js";
 import type { Credentials, Minter, WfmCtx, WireRequest } from "../context.js";
 import { extrasOf } from "../identity/extras.js";
 import type { Flaw } from "../identity/minter.js";
-import { attempt, describe, isRefusal } from "../wire/outcome.js";
+import { attempt, describe, expectServed, isRefusal } from "../wire/outcome.js";
 import {
   capabilitiesBody,
   deployApp,
@@ -66,6 +66,8 @@ async function expectRefusedEverywhere(
 ): Promise<void> {
   const served: string[] = [];
   for (const req of endpoints) {
+    // Client a, same request and TLS options: served, so only the credentials differ.
+    await expectServed(t, ctx.clients[0].wire, req, "client a");
     const wire = ctx.connect(creds, actor);
     try {
       const a = await attempt(t, wire, { ...req, fresh: true });
@@ -88,14 +90,10 @@ async function expectRefused(
   actor: string,
   requirement: string,
 ): Promise<void> {
+  await expectServed(t, ctx.clients[0].wire, MANIFEST_GET, "client a");
   const wire = ctx.connect(creds, actor);
   try {
-    const a = await attempt(t, wire, {
-      method: "GET",
-      path: "/api/v1/deployments",
-      headers: { accept: MANIFEST_MEDIA_TYPE },
-      fresh: true,
-    });
+    const a = await attempt(t, wire, { ...MANIFEST_GET, fresh: true });
     t.expect(
       isRefusal(a),
       `${actor}: expected the WFM to refuse (failed handshake or 4xx, ${requirement}), got ${describe(a)}`,
@@ -106,38 +104,24 @@ async function expectRefused(
   }
 }
 
-const controls = new WeakMap<WfmCtx, Promise<void>>();
-
 /**
- * Positive control for in-domain minting: an unflawed SVID for an admitted client id must be
- * served, else the configured CA does not mint what the WFM accepts and every negative check
- * would pass for the wrong reason (that is a harness/configuration error, not a finding).
+ * Positive control for in-domain minting, in every check that uses it (not cached: the WFM may
+ * have changed since): an unflawed SVID for an admitted client id must be served, else the
+ * configured CA does not mint what the WFM accepts and every negative check would pass for the
+ * wrong reason (that is a harness/configuration error, not a finding).
  */
-function domainControl(ctx: WfmCtx, t: CheckTools, minter: Minter): Promise<void> {
-  let p = controls.get(ctx);
-  if (!p) {
-    p = (async () => {
-      const id = wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, ctx.clients[0].clientId);
-      const wire = ctx.connect(await minter.clientSvid(id), "control: minted SVID of client a");
-      try {
-        const a = await attempt(t, wire, {
-          method: "GET",
-          path: "/api/v1/deployments",
-          headers: { accept: MANIFEST_MEDIA_TYPE },
-          fresh: true,
-        });
-        if (a.kind !== "response" || a.res.status !== 200)
-          throw new HarnessSetupError(
-            `wfm.ca mints SVIDs the WFM does not accept (control request: ${describe(a)}); check wfm.ca`,
-          );
-      } finally {
-        wire.close();
-      }
-    })();
-    controls.set(ctx, p);
-    p.catch(() => controls.delete(ctx));
+async function domainControl(ctx: WfmCtx, t: CheckTools, minter: Minter): Promise<void> {
+  const id = wfmClientSpiffeId(ctx.trustDomain, ctx.wfmId, ctx.clients[0].clientId);
+  const wire = ctx.connect(await minter.clientSvid(id), "control: minted SVID of client a");
+  try {
+    const a = await attempt(t, wire, { ...MANIFEST_GET, fresh: true });
+    if (a.kind !== "response" || a.res.status !== 200)
+      throw new HarnessSetupError(
+        `wfm.ca mints SVIDs the WFM does not accept (control request: ${describe(a)}); check wfm.ca`,
+      );
+  } finally {
+    wire.close();
   }
-  return p;
 }
 
 function needDomainMinter(ctx: WfmCtx, t: CheckTools): Minter {

@@ -11,12 +11,17 @@ import { SvidVerificationError, TrustAnchors, verifySvid } from "@margo/proto/id
 import type { CheckTools, HttpMessageEvidence } from "../../../core/types.js";
 import type { Credentials, WireClient, WireRequest, WireResponse } from "../context.js";
 
-/** Where a request broke when no HTTP response came. */
-export type WireStage = "handshake" | "request";
+/**
+ * Where a request broke when no HTTP response came: "setup" = inside the harness before anything
+ * was sent (building the TLS context from bad PEM, a bad URL), never the WFM's doing.
+ */
+export type WireStage = "setup" | "handshake" | "request";
 
 /**
  * No HTTP response came (handshake refused, reset, timeout, server identity refused). Negative
- * identity checks expect exactly this, so it carries the stage and the error code as data.
+ * identity checks expect some of these, so it carries the stage, the error code and whether a
+ * TCP connection was made as data: only the WFM's own refusals (TLS alerts, a reset after
+ * connecting) may count as a refusal, never "nobody listening" or a harness-side failure.
  */
 export class WireTransportError extends Error {
   override readonly name = "WireTransportError";
@@ -24,6 +29,8 @@ export class WireTransportError extends Error {
     readonly stage: WireStage,
     readonly code: string,
     message: string,
+    /** A TCP connection to the WFM was established before it broke. */
+    readonly connected = false,
   ) {
     super(message);
   }
@@ -179,6 +186,7 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         ...(req.tls?.ciphers ? { ciphers: req.tls.ciphers } : {}),
       };
       let secured = false;
+      let connected = false;
       let socket: TLSSocket | undefined;
       let settled = false;
       const failWith = (e: unknown) => {
@@ -190,7 +198,8 @@ export function createWireClient(opts: WireClientOptions): WireClient {
             new WireTransportError(
               stage,
               errorCode(e),
-              `${req.method} ${url.pathname}: no response (${stage}): ${(e as Error)?.message ?? String(e)}`,
+              `${req.method} ${url.pathname}: no response (${stage}${connected ? "" : ", no TCP connection"}): ${(e as Error)?.message ?? String(e)}`,
+              connected,
             ),
             { reusedSocket: r.reusedSocket },
           ),
@@ -225,11 +234,18 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         socket = tls;
         // A reused keep-alive socket is already past its handshake; only a new one gets a
         // listener (adding one per reuse would pile up on long-lived sockets).
-        if (tls.encrypted && !tls.connecting && tls.getProtocol?.()) secured = true;
-        else
+        if (tls.encrypted && !tls.connecting && tls.getProtocol?.()) {
+          secured = true;
+          connected = true;
+        } else {
+          tls.once("connect", () => {
+            connected = true;
+          });
           tls.once("secureConnect", () => {
             secured = true;
+            connected = true;
           });
+        }
       });
       r.on("error", failWith);
       // Our own abort wiring (not the `signal` option): removed when the request settles, so
@@ -282,10 +298,16 @@ export function createWireClient(opts: WireClientOptions): WireClient {
         });
         return res;
       } catch (e) {
+        // Anything else was thrown by the harness itself before a byte went out (Node builds the
+        // TLS context synchronously): "setup", which no check may read as the WFM refusing.
         const err =
           e instanceof WireTransportError
             ? e
-            : new WireTransportError("request", errorCode(e), (e as Error)?.message ?? String(e));
+            : new WireTransportError(
+                "setup",
+                errorCode(e),
+                `${req.method} ${req.path}: harness could not send the request: ${(e as Error)?.message ?? String(e)}`,
+              );
         t.evidence({
           kind: "http",
           at,
