@@ -13,7 +13,6 @@ import {
   HarnessSetupError,
   header,
   isObject,
-  member,
   PROBLEM_NS,
   uniqueDeviceId,
   wfmCheck,
@@ -91,6 +90,34 @@ const PROVOCATIONS: Provocation[] = [
   },
 ];
 
+/** The Margo problem-type registry (digest 9): the only fragments allowed in the reserved namespace. */
+export const REGISTERED_MARGO_TYPES: readonly string[] = [
+  "invalid-request",
+  "semantic-error",
+  "not-authorized",
+  "gateway-not-found",
+  "device-not-found",
+  "invalid-bundle",
+  "deployment-not-found",
+  "server-cannot-generate-response",
+];
+
+/**
+ * Why a problem type breaks the reserved namespace (wfm-101), or undefined: a type under the
+ * Margo problem-type URI must be one of the registered ones, spelled exactly.
+ */
+export function namespaceProblem(type: unknown): string | undefined {
+  if (typeof type !== "string" || !type.startsWith(PROBLEM_NS)) return undefined;
+  const fragment = type.startsWith(`${PROBLEM_NS}#`)
+    ? type.slice(PROBLEM_NS.length + 1)
+    : undefined;
+  if (fragment !== undefined && REGISTERED_MARGO_TYPES.includes(fragment)) return undefined;
+  return `${JSON.stringify(type)} is in the reserved Margo namespace but is not a registered Margo type`;
+}
+
+/** The answer to a path the Management Interface does not have (an error outside the registry). */
+const UNKNOWN_PATH: WireRequest = { method: "GET", path: "/api/v1/conformance-no-such-endpoint" };
+
 /** Provoke every error once on client a; a status other than the expected one is a setup error. */
 async function provokeAll(
   ctx: WfmCtx,
@@ -150,9 +177,40 @@ export const errorChecks = [
     },
   }),
   wfmCheck({
+    id: "wfm.errors.margo-namespace-registered-only",
+    title:
+      "Every problem type the suite provoked that lies in the Margo namespace is a registered Margo type",
+    requirements: ["wfm-101"],
+    level: "MUST",
+    async run(ctx: WfmCtx, t: CheckTools) {
+      // Every answer, whatever its status: the namespace rule holds for all of them.
+      const deviceId = uniqueDeviceId("ns");
+      const asked = [
+        ...PROVOCATIONS.map((p) => ({ what: p.what, req: p.request(deviceId) })),
+        { what: "GET of an unknown path", req: UNKNOWN_PATH },
+      ];
+      const bad: string[] = [];
+      const seen: string[] = [];
+      for (const { what, req } of asked) {
+        const res = await ctx.clients[0].wire.request(t, req);
+        const type = problemOf(res)?.type;
+        if (type !== undefined) seen.push(`${what}: ${JSON.stringify(type)}`);
+        const problem = namespaceProblem(type);
+        if (problem) bad.push(`${what} (HTTP ${res.status}): ${problem}`);
+      }
+      if (seen.length === 0)
+        throw new HarnessSetupError("none of the provoked answers carried a problem type to judge");
+      t.note(`judged ${seen.join("; ")}`);
+      t.expect(
+        bad.length === 0,
+        `wfm-101: the Margo namespace ${PROBLEM_NS} holds only the registered types (${REGISTERED_MARGO_TYPES.join(", ")}); vendor types belong in the vendor's own URI namespace: ${bad.join("; ")}`,
+      );
+    },
+  }),
+  wfmCheck({
     id: "wfm.errors.registered-margo-types",
     title: "Margo error conditions carry their registered problem type",
-    requirements: ["wfm-084", "wfm-101"],
+    requirements: ["wfm-084"],
     level: "MUST",
     async run(ctx: WfmCtx, t: CheckTools) {
       const bad: string[] = [];
@@ -171,12 +229,16 @@ export const errorChecks = [
     requirements: ["wfm-084s"],
     level: "SHOULD",
     async run(ctx: WfmCtx, t: CheckTools) {
-      const res = await ctx.clients[0].wire.request(t, {
-        method: "GET",
-        path: "/api/v1/conformance-no-such-endpoint",
-      });
+      const res = await ctx.clients[0].wire.request(t, UNKNOWN_PATH);
       const body = problemOf(res);
-      if (!body || body.type !== "about:blank")
+      // Before the about:blank skip: an unknown path answered with a Margo type is exactly what
+      // the skip would otherwise hide (no Margo condition applies to it).
+      const problem = namespaceProblem(body?.type);
+      t.expect(
+        problem === undefined,
+        `an unknown path (HTTP ${res.status}) was answered with ${problem}; no Margo condition applies, so about:blank (item 84, SHOULD) or a vendor type (wfm-101)`,
+      );
+      if (body?.type !== "about:blank")
         t.skip(
           `the unknown-path answer (HTTP ${res.status}) is not an about:blank problem (type ${JSON.stringify(body?.type)}); nothing to judge`,
         );
@@ -184,10 +246,6 @@ export const errorChecks = [
       t.expect(
         body.title === phrase,
         `about:blank problem for HTTP ${res.status} has title ${JSON.stringify(body.title)}; item 84 (SHOULD) wants the status phrase ${JSON.stringify(phrase)}`,
-      );
-      t.expect(
-        typeof body.type !== "string" || !body.type.startsWith(PROBLEM_NS),
-        "an unknown path answered with a Margo problem type; the Margo namespace holds only registered types (item 84)",
       );
     },
   }),
