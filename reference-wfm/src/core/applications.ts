@@ -1,12 +1,15 @@
+import type { ApplicationDescription } from "@margo/proto";
 import {
   MARGO_APP_DESCRIPTION_MEDIA_TYPE,
   OciClient,
   OciError,
+  parseOciRepositoryUri,
   pullApplicationPackage,
+  pullComposeComponent,
   REPOSITORY_RE,
   TAG_RE,
 } from "@margo/proto/oci";
-import { validateDescription } from "@margo/proto/package";
+import { validateComposeArchive, validateDescription } from "@margo/proto/package";
 import type { ApplicationRecord } from "../store/store.js";
 import { WfmError } from "./errors.js";
 import { fieldErrors } from "./intake.js";
@@ -89,6 +92,9 @@ export async function pullApplication(
     errors.push(
       ...fieldErrors(checked.problems).map((e) => ({ ...e, field: `margo.yaml#${e.field}` })),
     );
+  if (errors.length === 0 && checked?.value) {
+    errors.push(...(await composeArchiveErrors(factory, checked.value, plainHttp, ociReference)));
+  }
   if (errors.length > 0 || !descriptionFile || !checked?.value || !pulled.manifestDigest) {
     throw new WfmError(
       "semantic-error",
@@ -104,6 +110,54 @@ export async function pullApplication(
     descriptionYaml: Buffer.from(descriptionFile.bytes),
     registeredAt: now,
   };
+}
+
+/**
+ * Every Compose component archive is pulled (digests verified by the OCI client) and checked
+ * against the archive rules before the application is accepted (checklist 74: the WFM, like the
+ * device, validates before it deploys): a package whose archive escapes its folder must never
+ * reach a device's desired state. Components in other registries use the package's transport.
+ */
+async function composeArchiveErrors(
+  factory: RegistryFactory,
+  description: ApplicationDescription,
+  plainHttp: boolean,
+  ociReference: string,
+): Promise<Array<{ field: string; message: string }>> {
+  const errors: Array<{ field: string; message: string }> = [];
+  for (const [p, profile] of description.deploymentProfiles.entries()) {
+    if (profile.type !== "compose") continue;
+    for (const [c, component] of profile.components.entries()) {
+      const field = `margo.yaml#/deploymentProfiles/${p}/components/${c}`;
+      const props = component.properties;
+      if (!props) continue;
+      let archive: Uint8Array | undefined;
+      try {
+        const loc = parseOciRepositoryUri(props.repository);
+        const pulled = await pullComposeComponent(
+          factory(loc.registry, plainHttp),
+          loc.repository,
+          props.revision,
+          { revision: props.revision },
+        );
+        for (const problem of pulled.problems.filter((x) => x.severity === "error")) {
+          errors.push({ field, message: `${problem.rule}: ${problem.message}` });
+        }
+        archive = pulled.archive;
+      } catch (err) {
+        throw registryError(err, `${props.repository}:${props.revision} (of ${ociReference})`);
+      }
+      if (!archive) continue;
+      const checked = await validateComposeArchive(archive, { componentName: component.name });
+      for (const problem of checked.problems.filter((x) => x.severity === "error")) {
+        errors.push({
+          field,
+          message: `${problem.rule} at ${problem.pointer}: ${problem.message}`,
+        });
+      }
+    }
+  }
+  return errors;
 }
 
 /** Network failures and registry 5xx are `unavailable` (retry); unknown names `not-found`. */
