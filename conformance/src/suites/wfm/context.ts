@@ -113,9 +113,29 @@ export interface WfmDriver {
   ): Promise<{ found: boolean; capabilities?: DeviceCapabilitiesManifest }>;
 }
 
-/** The WFM refused a driver request (invalid parameters etc.): the check decides what that means. */
+/**
+ * The WFM refused a driver request (invalid parameters etc.): the check decides what that means.
+ * `code` says how (a gRPC status name such as INVALID_ARGUMENT or NOT_FOUND; "refused" for the
+ * shell driver's dedicated exit code), so a check expecting a refusal for one reason does not
+ * take "not found" or "not implemented" for it.
+ */
 export class WfmDriverRefused extends Error {
   override readonly name = "WfmDriverRefused";
+  constructor(
+    message: string,
+    readonly code = "refused",
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Whether `err` is a refusal for a reason the check expects: the shell driver's unspecific
+ * "refused", or one of `codes` (gRPC status names). NOT_FOUND / FAILED_PRECONDITION are only a
+ * refusal where the check names them.
+ */
+export function isRefusalFor(err: unknown, codes: readonly string[]): err is WfmDriverRefused {
+  return err instanceof WfmDriverRefused && (err.code === "refused" || codes.includes(err.code));
 }
 
 /** Certificate minting for negative identity checks. */

@@ -16,12 +16,17 @@ import {
 } from "@margo/proto/wire";
 import { parse as parseYamlText } from "yaml";
 import type { Check, CheckTools } from "../../../core/types.js";
-import { type WfmCtx, WfmDriverRefused } from "../context.js";
+import { isRefusalFor, type WfmCtx, WfmDriverRefused } from "../context.js";
+
+/** gRPC refusals that can mean "these values are not acceptable" (never NOT_FOUND). */
+const VALIDATION_REFUSALS = ["INVALID_ARGUMENT", "FAILED_PRECONDITION"] as const;
+
 import {
   deployApp,
   EXTENSION_VARIANT,
   fetchDeploymentYaml,
   findDeployment,
+  HarnessSetupError,
   isObject,
   member,
   type Placed,
@@ -311,6 +316,29 @@ export const deploymentChecks: Check<WfmCtx>[] = [
       const client = ctx.clients[0];
       const deviceId = uniqueDeviceId("dep-invalid");
       await registerDevice(t, client, deviceId);
+      const deployTo = (parameters: Record<string, unknown>) =>
+        ctx.driver.deploy({
+          applicationId: apps.multi.applicationId,
+          version: apps.multi.version,
+          clientId: client.clientId,
+          deviceId,
+          parameters,
+          ...(apps.multi.vendorReference ? { vendorReference: apps.multi.vendorReference } : {}),
+        });
+      // Positive control: the same app with valid values to the same device must deploy, so a
+      // refusal below is about the values (not an unknown app, device or a broken driver).
+      const valid = { apiPort: 8088, greeting: "valid greeting" };
+      let control: string;
+      try {
+        ({ deploymentId: control } = await deployTo(valid));
+      } catch (err) {
+        throw new HarnessSetupError(
+          `positive control failed: deploying ${apps.multi.applicationId} with valid parameters ${JSON.stringify(valid)} to ${deviceId} did not succeed (${err instanceof Error ? err.message : String(err)}); the refusals below would mean nothing`,
+        );
+      }
+      // Removed again so a WFM allowing one deployment of an app per device has no reason to refuse.
+      await ctx.driver.undeploy(control);
+      t.note(`control: valid parameters deployed as ${control} (then undeployed)`);
       // compose-multi: apiPort is an integer in [1024, 65535], greeting 1-64 characters.
       const bad: Array<[string, Record<string, unknown>]> = [
         ["apiPort below minValue 1024", { apiPort: 80 }],
@@ -320,15 +348,9 @@ export const deploymentChecks: Check<WfmCtx>[] = [
       for (const [why, parameters] of bad) {
         let deploymentId: string | undefined;
         try {
-          ({ deploymentId } = await ctx.driver.deploy({
-            applicationId: apps.multi.applicationId,
-            version: apps.multi.version,
-            clientId: client.clientId,
-            deviceId,
-            parameters,
-          }));
+          ({ deploymentId } = await deployTo(parameters));
         } catch (err) {
-          if (err instanceof WfmDriverRefused) {
+          if (isRefusalFor(err, VALIDATION_REFUSALS)) {
             t.note(`refused (${why}): ${err.message}`);
             continue;
           }
@@ -361,10 +383,25 @@ export const deploymentChecks: Check<WfmCtx>[] = [
         app: "multi",
         parameters: { [parameter]: 9191 },
       });
+      // Positive control: updating a mutable setting of the same deployment must succeed, so a
+      // refusal below is about immutability (not update unsupported or the id unknown).
+      const mutable = settings?.find(
+        (s) => s.immutable !== true && s.parameter === "greeting",
+      )?.parameter;
+      if (typeof mutable !== "string")
+        throw new HarnessSetupError("the compose-multi fixture has no mutable greeting setting");
+      try {
+        await ctx.driver.update(placed.deploymentId, { [mutable]: "updated greeting" });
+      } catch (err) {
+        throw new HarnessSetupError(
+          `positive control failed: updating mutable setting ${mutable} of ${placed.deploymentId} did not succeed (${err instanceof Error ? err.message : String(err)}); a refused immutable update would mean nothing`,
+        );
+      }
+      t.note(`control: mutable ${mutable} updated`);
       try {
         await ctx.driver.update(placed.deploymentId, { [parameter]: 9292 });
       } catch (err) {
-        if (err instanceof WfmDriverRefused) {
+        if (isRefusalFor(err, [...VALIDATION_REFUSALS, "ALREADY_EXISTS"])) {
           t.note(`update refused: ${err.message}`);
           return;
         }

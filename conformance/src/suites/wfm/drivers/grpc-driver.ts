@@ -23,7 +23,11 @@ export interface GrpcDriverOptions {
   deadlineMs?: number;
 }
 
-/** gRPC codes meaning "the WFM refused this request", not "the environment broke". */
+/**
+ * gRPC codes meaning "the WFM refused this request", not "the environment broke". The code name
+ * travels on WfmDriverRefused: NOT_FOUND and FAILED_PRECONDITION count only where a check names
+ * them (isRefusalFor), since "no such deployment" is no answer to "are these parameters valid".
+ */
 const REFUSAL_CODES = new Set<number>([
   status.INVALID_ARGUMENT,
   status.FAILED_PRECONDITION,
@@ -92,7 +96,8 @@ export class GrpcWfmDriver implements WfmDriver {
             error: { code: e.code, message: e.details || e.message },
           });
           const msg = `WfmDriver ${method} refused (${status[e.code] ?? e.code}): ${e.details || e.message}`;
-          reject(REFUSAL_CODES.has(e.code) ? new WfmDriverRefused(msg) : new Error(msg));
+          const name = status[e.code] ?? String(e.code);
+          reject(REFUSAL_CODES.has(e.code) ? new WfmDriverRefused(msg, name) : new Error(msg));
           return;
         }
         this.opts.recorder.record({

@@ -8,7 +8,7 @@
  *
  *   node margo-wfm-cli-adapter.mjs <op> [--name value]...
  *
- * Exit codes follow the shell driver's contract: 1 = the WFM refused (margo-wfm exit 1), anything
+ * Exit codes follow the shell driver's contract: 64 = the WFM refused (margo-wfm exit 1), anything
  * else non-zero = environment. The CLI binary is MARGO_WFM_BIN or the repo's reference-wfm/bin.
  * The data directory comes from MARGO_WFM_DATA_DIR, which margo-wfm reads itself.
  */
@@ -128,5 +128,5 @@ try {
   process.stdout.write(`${JSON.stringify(await fn(options(rest)))}\n`);
 } catch (e) {
   process.stderr.write(`${e.message}\n`);
-  process.exit(e instanceof Refused ? 1 : 2);
+  process.exit(e instanceof Refused ? 64 : 2);
 }

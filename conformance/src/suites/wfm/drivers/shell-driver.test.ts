@@ -29,13 +29,15 @@ describe("ShellWfmDriver", async () => {
   const dir = await mkdtemp(join(tmpdir(), "margo-conf-shell-"));
   afterAll(() => rm(dir, { recursive: true, force: true }));
   const script = join(dir, "fake.sh");
-  // A fake vendor CLI: deploy echoes its inputs back in the id, refuse exits 1, boom exits 3.
+  // A fake vendor CLI: deploy echoes its inputs back in the id, refuse exits 64, broken exits 1
+  // (what sh does for any failing line), boom exits 3.
   await writeFile(
     script,
     `#!/bin/sh
 case "$1" in
   deploy) printf '{"deploymentId":"%s|%s|%s"}' "$2" "$3" "$(sed 's/"/\\\\"/g' "$4")" ;;
-  refuse) echo "no such deployment" >&2; exit 1 ;;
+  refuse) echo "no such deployment" >&2; exit 64 ;;
+  broken) echo "sh: vendor-cli: not found" >&2; exit 1 ;;
   boom) echo "crashed" >&2; exit 3 ;;
   garbage) echo "not json" ;;
 esac
@@ -57,7 +59,7 @@ esac
         deploy: `${script} deploy {applicationId} {deviceId} {parametersFile}`,
         update: cmd("refuse"),
         undeploy: cmd("refuse"),
-        statuses: cmd("boom"),
+        statuses: cmd("broken"),
         capabilities: cmd("boom"),
       },
     },
@@ -73,8 +75,11 @@ esac
     expect(r.deploymentId).toBe(`app one|dev'1|{"port":8080}`);
     expect(seen.at(-1)).toMatchObject({ kind: "command", exitCode: 0 });
   });
-  it("exit 1 is a refusal, other exits and bad output are errors", async () => {
+  it("exit 64 is a refusal; exit 1, other exits and bad output are errors", async () => {
     await expect(driver.undeploy("d")).rejects.toBeInstanceOf(WfmDriverRefused);
+    const broken = await driver.statuses({}).catch((e: unknown) => e);
+    expect(broken).toBeInstanceOf(Error);
+    expect(broken).not.toBeInstanceOf(WfmDriverRefused);
     const boom = await driver.reset().catch((e: unknown) => e);
     expect(boom).toBeInstanceOf(Error);
     expect(boom).not.toBeInstanceOf(WfmDriverRefused);

@@ -60,6 +60,13 @@ const PLACEHOLDERS = [
 ] as const;
 type Values = Partial<Record<(typeof PLACEHOLDERS)[number], string>>;
 
+/**
+ * Exit code by which a shell driver command says "the WFM refused this request". A dedicated
+ * code, not 1: sh exits 1 for any failing script line, and a broken command must be an error,
+ * never read as the WFM refusing (64 = EX_USAGE of sysexits.h, "the input was refused").
+ */
+export const SHELL_REFUSED_EXIT = 64;
+
 export class ShellWfmDriver implements WfmDriver {
   constructor(private readonly opts: ShellDriverOptions) {}
 
@@ -85,7 +92,7 @@ export class ShellWfmDriver implements WfmDriver {
         stdout,
         stderr,
       });
-      if (code === 1)
+      if (code === SHELL_REFUSED_EXIT)
         throw new WfmDriverRefused(`driver ${op} refused: ${stderr.trim() || stdout.trim()}`);
       if (code !== 0)
         throw new Error(`driver ${op} command failed (exit ${code ?? "signal"}): ${stderr.trim()}`);
