@@ -130,6 +130,14 @@ export class WfmDriverRefused extends Error {
 }
 
 /**
+ * The driver cannot perform this operation at all (gRPC UNIMPLEMENTED, or no shell command
+ * configured for it): a check needing it skips; it says nothing about the WFM's wire behaviour.
+ */
+export class WfmDriverUnsupported extends Error {
+  override readonly name = "WfmDriverUnsupported";
+}
+
+/**
  * Whether `err` is a refusal for a reason the check expects: the shell driver's unspecific
  * "refused", or one of `codes` (gRPC status names). NOT_FOUND / FAILED_PRECONDITION are only a
  * refusal where the check names them.

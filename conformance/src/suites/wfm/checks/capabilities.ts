@@ -4,7 +4,7 @@
  * codes and problem `type` only (the problem's media type and shape are wfm.errors' concern).
  */
 import type { Check, CheckTools } from "../../../core/types.js";
-import { type WfmCtx, WfmDriverRefused } from "../context.js";
+import { type WfmCtx, WfmDriverRefused, WfmDriverUnsupported } from "../context.js";
 import {
   bodyHint,
   capabilitiesBody,
@@ -202,8 +202,14 @@ export const capabilityChecks: Check<WfmCtx>[] = [
       try {
         read = await ctx.driver.capabilities(client.clientId, deviceId);
       } catch (err) {
-        if (err instanceof WfmDriverRefused || /unimplemented/i.test(String(err)))
-          t.skip(`the driver cannot read capabilities back: ${(err as Error).message}`);
+        // Only a driver without the operation is a skip. "Not found" after the WFM answered 2xx
+        // to the PUT means it did not keep the device: that is the finding, not a skip.
+        if (err instanceof WfmDriverUnsupported)
+          t.skip(`the driver cannot read capabilities back: ${err.message}`);
+        if (err instanceof WfmDriverRefused)
+          t.fail(
+            `the WFM accepted ${deviceId} (HTTP ${res.status}) but its driver refuses to read it back (${err.code}: ${err.message}); the device must be kept, its unknown type mapped to custom (wfm-034, item 34)`,
+          );
         throw err;
       }
       t.expect(

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { type DeploymentStatusManifest, wfmDriver } from "@margo/proto";
 import { pemToDer, TrustAnchors } from "@margo/proto/identity";
-import { type WfmDriver, WfmDriverRefused } from "../context.js";
+import { type WfmDriver, WfmDriverRefused, WfmDriverUnsupported } from "../context.js";
 import { spiffeServerCheck } from "../wire/wire-client.js";
 import type { EvidenceRecorder } from "./recorder.js";
 
@@ -97,7 +97,13 @@ export class GrpcWfmDriver implements WfmDriver {
           });
           const msg = `WfmDriver ${method} refused (${status[e.code] ?? e.code}): ${e.details || e.message}`;
           const name = status[e.code] ?? String(e.code);
-          reject(REFUSAL_CODES.has(e.code) ? new WfmDriverRefused(msg, name) : new Error(msg));
+          reject(
+            REFUSAL_CODES.has(e.code)
+              ? new WfmDriverRefused(msg, name)
+              : e.code === status.UNIMPLEMENTED
+                ? new WfmDriverUnsupported(msg)
+                : new Error(msg),
+          );
           return;
         }
         this.opts.recorder.record({

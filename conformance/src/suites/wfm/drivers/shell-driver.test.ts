@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Evidence } from "../../../core/types.js";
-import { WfmDriverRefused } from "../context.js";
+import { WfmDriverRefused, WfmDriverUnsupported } from "../context.js";
 import { EvidenceRecorder } from "./recorder.js";
 import { ShellWfmDriver, shellQuote, substitute } from "./shell-driver.js";
 
@@ -48,21 +48,19 @@ esac
   const recorder = new EvidenceRecorder();
   recorder.bind((e) => seen.push(e));
   const cmd = (op: string) => `${script} ${op}`;
+  const driverCommands = {
+    info: cmd("garbage"),
+    reset: cmd("boom"),
+    publish: cmd("garbage"),
+    deploy: `${script} deploy {applicationId} {deviceId} {parametersFile}`,
+    update: cmd("refuse"),
+    undeploy: cmd("refuse"),
+    statuses: cmd("broken"),
+    capabilities: cmd("boom"),
+  };
   const driver = new ShellWfmDriver({
     recorder,
-    config: {
-      kind: "shell",
-      commands: {
-        info: cmd("garbage"),
-        reset: cmd("boom"),
-        publish: cmd("garbage"),
-        deploy: `${script} deploy {applicationId} {deviceId} {parametersFile}`,
-        update: cmd("refuse"),
-        undeploy: cmd("refuse"),
-        statuses: cmd("broken"),
-        capabilities: cmd("boom"),
-      },
-    },
+    config: { kind: "shell", commands: driverCommands },
   });
 
   it("substitutes values and a parameters file, parses stdout as the response", async () => {
@@ -84,5 +82,15 @@ esac
     expect(boom).toBeInstanceOf(Error);
     expect(boom).not.toBeInstanceOf(WfmDriverRefused);
     await expect(driver.info()).rejects.toThrow(/no JSON/);
+  });
+  it("an operation without a command is unsupported, not refused", async () => {
+    const partial = new ShellWfmDriver({
+      recorder,
+      config: {
+        kind: "shell",
+        commands: { ...driverCommands, capabilities: "" },
+      },
+    });
+    await expect(partial.capabilities("c", "d")).rejects.toBeInstanceOf(WfmDriverUnsupported);
   });
 });

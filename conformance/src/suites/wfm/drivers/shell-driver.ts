@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DeploymentStatusManifest, wfmDriver } from "@margo/proto";
 import type { WfmDriverConfig } from "../../../config/types.js";
-import { type WfmDriver, WfmDriverRefused } from "../context.js";
+import { type WfmDriver, WfmDriverRefused, WfmDriverUnsupported } from "../context.js";
 import type { EvidenceRecorder } from "./recorder.js";
 
 type ShellConfig = Extract<WfmDriverConfig, { kind: "shell" }>;
@@ -71,7 +71,10 @@ export class ShellWfmDriver implements WfmDriver {
   constructor(private readonly opts: ShellDriverOptions) {}
 
   private async run(op: Op, values: Values): Promise<unknown> {
-    const template = this.opts.config.commands[op];
+    const template = this.opts.config.commands[op] as string | undefined;
+    // An operation the vendor left without a command cannot be exercised: checks needing it skip.
+    if (template === undefined || template.trim() === "")
+      throw new WfmDriverUnsupported(`driver ${op}: no shell command configured`);
     const all: Record<string, string | undefined> = {};
     for (const p of PLACEHOLDERS) all[p] = values[p];
     let tmp: string | undefined;
