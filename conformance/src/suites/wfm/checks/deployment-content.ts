@@ -391,7 +391,11 @@ export const deploymentChecks: Check<WfmCtx>[] = [
       if (typeof mutable !== "string")
         throw new HarnessSetupError("the compose-multi fixture has no mutable greeting setting");
       try {
-        await ctx.driver.update(placed.deploymentId, { [mutable]: "updated greeting" });
+        // The immutable value goes along unchanged: an update may carry the full parameter set.
+        await ctx.driver.update(placed.deploymentId, {
+          [parameter]: 9191,
+          [mutable]: "updated greeting",
+        });
       } catch (err) {
         throw new HarnessSetupError(
           `positive control failed: updating mutable setting ${mutable} of ${placed.deploymentId} did not succeed (${err instanceof Error ? err.message : String(err)}); a refused immutable update would mean nothing`,
@@ -399,7 +403,10 @@ export const deploymentChecks: Check<WfmCtx>[] = [
       }
       t.note(`control: mutable ${mutable} updated`);
       try {
-        await ctx.driver.update(placed.deploymentId, { [parameter]: 9292 });
+        await ctx.driver.update(placed.deploymentId, {
+          [parameter]: 9292,
+          [mutable]: "updated greeting",
+        });
       } catch (err) {
         if (isRefusalFor(err, [...VALIDATION_REFUSALS, "ALREADY_EXISTS"])) {
           t.note(`update refused: ${err.message}`);
