@@ -2,6 +2,8 @@ import { createRootCa } from "@margo/proto/identity";
 import { describe, expect, it } from "vitest";
 import {
   bodyEvidence,
+  learnSecretEnv,
+  looksSecretName,
   MAX_BODY_BYTES,
   REDACTED,
   redactEvidence,
@@ -127,5 +129,44 @@ describe("redaction", () => {
       stderr: "",
     });
     expect(JSON.stringify(out)).not.toContain("QQ");
+  });
+
+  it("redacts secrets in command lines: options, assignments, header text, learned env values", () => {
+    learnSecretEnv({ VENDOR_API_TOKEN: "learned-secret-4711", LOG_LEVEL: "debug-level" });
+    const out = redactEvidence({
+      kind: "command",
+      at: "t",
+      command: `TOKEN=abc123 DB_PASSWORD='p w' vendor deploy --token tok1 --password=hunter2 --api-key "k e y" --secret s1 --name app1 && curl -H "X-Api-Key: key-9" -H 'Authorization: Bearer abcdefghij' -H "Cookie: sid=42" https://127.0.0.1/?access_token=qq9`,
+      exitCode: 0,
+      stdout: "using learned-secret-4711 at debug-level",
+      stderr: "",
+    });
+    const text = JSON.stringify(out);
+    for (const secret of [
+      "abc123",
+      "p w",
+      "tok1",
+      "hunter2",
+      "k e y",
+      "s1 ",
+      "key-9",
+      "abcdefghij",
+      "sid=42",
+      "qq9",
+      "learned-secret-4711",
+    ])
+      expect(text, secret).not.toContain(secret);
+    // What is not secret stays: names, other options, non-secret env values.
+    for (const kept of [
+      "TOKEN=",
+      "--token",
+      "--name app1",
+      "X-Api-Key:",
+      "debug-level",
+      "vendor deploy",
+    ])
+      expect(text, kept).toContain(kept);
+    expect(looksSecretName("MY_SECRET")).toBe(true);
+    expect(looksSecretName("HOME")).toBe(false);
   });
 });

@@ -29,6 +29,77 @@ const SECRET_KEYS =
 /** Placeholder shown where a secret was. */
 export const REDACTED = "[redacted]";
 
+/**
+ * A name (option, environment variable, header) that says its value is a secret. Broader than
+ * SECRET_KEYS on purpose: in command lines and env there is no schema telling a token from text.
+ */
+const SECRET_NAME = /token|passw(or)?d|secret|api[-_]?key|credential|private[-_]?key|auth[-_]?key/i;
+
+/** Whether a name (option, env var, header) looks like it carries a secret. */
+export function looksSecretName(name: string): boolean {
+  return SECRET_NAME.test(name);
+}
+
+/** A shell word: double-quoted, single-quoted, or up to the next blank (or quote/semicolon). */
+const WORD = String.raw`(?:"[^"]*"|'[^']*'|[^\s"';&|]+)`;
+/** `--token abc`, `--password=abc`, `-api-key "abc"`: the option name decides. */
+const SECRET_OPTION = new RegExp(
+  String.raw`(^|[\s"'])(--?[A-Za-z0-9_-]*(?:token|passw(?:or)?d|secret|api[-_]?key|credential|auth[-_]?key)[A-Za-z0-9_-]*)(=|\s+)(${WORD})`,
+  "gi",
+);
+/** `TOKEN=abc cmd`, `export DB_PASSWORD='x'`: the variable name decides. */
+const SECRET_ASSIGNMENT = new RegExp(
+  String.raw`(^|[\s"';&|(?])([A-Za-z0-9_]*(?:token|passw(?:or)?d|secret|api_?key|credential|private_?key|auth_?key)[A-Za-z0-9_]*)=(${WORD})`,
+  "gi",
+);
+/** `-H "X-Api-Key: abc"`, `Authorization: Bearer abc` inside a command or a log line. */
+const SECRET_HEADER_TEXT =
+  /\b((?:proxy-)?authorization|set-cookie|cookie|x-api-key|api-key|x-auth-token|private-token|x-[A-Za-z0-9-]*(?:token|secret|api-key))(\s*:\s*)((?:bearer|basic|digest)\s+)?([^"'\r\n]+)/gi;
+
+/** Literal secret values learned at run time (shell driver env entries with a secret name). */
+const learned = new Set<string>();
+
+/**
+ * Teach redaction a literal secret, e.g. the value of a shell driver `env` entry named
+ * `VENDOR_TOKEN`: the command line shows only `$VENDOR_TOKEN`, but the tool may echo the value
+ * on stdout/stderr. Values shorter than 4 characters are ignored (they would blank out text).
+ */
+export function learnSecret(value: string): void {
+  if (value.length >= 4) learned.add(value);
+}
+
+/** Learn the values of every env entry whose name looks secret. */
+export function learnSecretEnv(env: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(env ?? {})) if (looksSecretName(k)) learnSecret(v);
+}
+
+function isRedacted(word: string): boolean {
+  return word.replace(/^["']|["']$/g, "") === REDACTED;
+}
+
+/**
+ * Secrets in command lines and log text: option values, secret-named assignments, secret header
+ * text and learned literals. Part of redactText, so every string in evidence gets it.
+ */
+export function redactSecretsInText(text: string): string {
+  let out = text;
+  // Longest first, so a secret containing another is replaced whole.
+  for (const v of [...learned].sort((a, b) => b.length - a.length))
+    out = out.split(v).join(REDACTED);
+  out = out.replace(
+    SECRET_HEADER_TEXT,
+    (m, name: string, sep: string, scheme = "", value: string) =>
+      isRedacted(value.trim()) ? m : `${name}${sep}${scheme}${REDACTED}`,
+  );
+  out = out.replace(SECRET_OPTION, (m, pre: string, opt: string, sep: string, value: string) =>
+    isRedacted(value) ? m : `${pre}${opt}${sep}${REDACTED}`,
+  );
+  out = out.replace(SECRET_ASSIGNMENT, (m, pre: string, name: string, value: string) =>
+    isRedacted(value) ? m : `${pre}${name}=${REDACTED}`,
+  );
+  return out;
+}
+
 /** Summarise one PEM certificate as fingerprint + subject + SAN; falls back to a digest of the text. */
 export function summariseCertificate(pem: string): string {
   try {
@@ -43,7 +114,8 @@ export function summariseCertificate(pem: string): string {
 }
 
 /**
- * Redact free text: private key blocks go, certificate blocks become summaries, bearer tokens go.
+ * Redact free text: private key blocks go, certificate blocks become summaries, bearer tokens go,
+ * and so do secret option values, secret-named assignments, secret header text and learned literals.
  * Applied to bodies, notes, messages and every string inside structured evidence.
  */
 export function redactText(text: string): string {
@@ -53,7 +125,7 @@ export function redactText(text: string): string {
     /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g,
     (_m, scheme: string) => `${scheme} ${REDACTED}`,
   );
-  return out;
+  return redactSecretsInText(out);
 }
 
 /** Cut a string to the byte cap, saying how much was left out. */

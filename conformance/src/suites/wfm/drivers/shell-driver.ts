@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DeploymentStatusManifest, wfmDriver } from "@margo/proto";
 import type { WfmDriverConfig } from "../../../config/types.js";
+import { learnSecretEnv } from "../../../core/redact.js";
 import { type WfmDriver, WfmDriverRefused, WfmDriverUnsupported } from "../context.js";
 import type { EvidenceRecorder } from "./recorder.js";
 
@@ -68,7 +69,10 @@ type Values = Partial<Record<(typeof PLACEHOLDERS)[number], string>>;
 export const SHELL_REFUSED_EXIT = 64;
 
 export class ShellWfmDriver implements WfmDriver {
-  constructor(private readonly opts: ShellDriverOptions) {}
+  constructor(private readonly opts: ShellDriverOptions) {
+    // Commands name $VENDOR_TOKEN, but the tool may echo its value: redaction must know it.
+    learnSecretEnv(opts.config.env);
+  }
 
   private async run(op: Op, values: Values): Promise<unknown> {
     const template = this.opts.config.commands[op] as string | undefined;
