@@ -8,6 +8,9 @@ import type { DeviceCtx } from "../context.js";
 import { deviceCheck } from "./support.js";
 import { attemptsSince, isManagementRequest, refusalWindow } from "./tls-support.js";
 
+/** How long the device gets to come back once the WFM offers a good handshake again (covers backoff). */
+const RECOVER_MS = 15_000;
+
 /** Wait for the device's first request on the Management Interface (or fail with what TLS saw). */
 async function firstRequest(ctx: DeviceCtx, t: CheckTools, why: string) {
   const r = await ctx.wfm
@@ -90,7 +93,26 @@ const noOldTls = deviceCheck({
       `the device sent ${through.length} request(s) over ${through[0]?.tlsProtocol} to a WFM offering only TLS 1.0/1.1: item 2 forbids TLS 1.0/1.1`,
       { requests: through.map((r) => `${r.method} ${r.path} ${r.tlsProtocol}`) },
     );
-    t.note(`${attemptsSince(ctx, from).length} refused handshake(s) seen`);
+    const refusedCount = attemptsSince(ctx, from).length;
+    t.note(`${refusedCount} refused handshake(s) seen`);
+    // Zero requests through proves nothing if the device had simply stopped polling: it must come
+    // back once the WFM offers TLS 1.2/1.3 with the same good identity again.
+    const seqBack = ctx.wfm.requests().reduce((m, r) => Math.max(m, r.seq), 0);
+    await ctx.wfm.presentIdentity("good");
+    const back = await ctx.wfm
+      .waitFor(
+        t,
+        "a request of the device on the Management Interface once the WFM offers TLS 1.2/1.3 again",
+        () => ctx.wfm.requests().find((r) => r.seq > seqBack && isManagementRequest(r)),
+        RECOVER_MS,
+      )
+      .catch(() => {
+        // Not a finding on TLS 1.1: without a device that polls, the refusal was not observed.
+        throw new Error(
+          `the device sent no Management Interface request within ${RECOVER_MS} ms after the WFM offered TLS 1.2/1.3 again (${refusedCount} refused handshake(s) during the TLS 1.1 window): it stopped polling, so its refusal of TLS 1.0/1.1 could not be observed`,
+        );
+      });
+    t.note(`recovered: ${back.method} ${back.path} over ${back.tlsProtocol}`);
   },
 });
 
