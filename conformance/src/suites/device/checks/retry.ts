@@ -34,6 +34,8 @@ async function measureGap(
   status: 429 | 503,
   same: (r: RecordedRequest) => boolean,
   what: string,
+  /** Narrows `same` to retries of the refused request (default: any request of the kind). */
+  retryOf: (refused: RecordedRequest) => (r: RecordedRequest) => boolean = () => () => true,
 ): Promise<void> {
   const refused = await ctx.wfm.waitFor(
     t,
@@ -44,7 +46,10 @@ async function measureGap(
   const next = await ctx.wfm.waitFor(
     t,
     `the device to retry its ${what} after Retry-After: ${RETRY_AFTER_S}`,
-    () => ctx.wfm.requests().find((r) => r.seq > refused.seq && same(r)),
+    () => {
+      const isRetry = retryOf(refused);
+      return ctx.wfm.requests().find((r) => r.seq > refused.seq && same(r) && isRetry(r));
+    },
     RETRY_AFTER_S * 1000 + 10_000,
   );
   const gap = next.at - refused.at;
@@ -82,6 +87,28 @@ function isStatusPost(r: RecordedRequest): boolean {
   );
 }
 
+/** deploymentId and status.state of a status POST body (lenient: undefined when unparsable). */
+function statusKey(r: RecordedRequest): string | undefined {
+  try {
+    const body = JSON.parse(r.body.toString("utf8")) as {
+      deploymentId?: unknown;
+      status?: { state?: unknown };
+    };
+    return JSON.stringify([r.path.split("?")[0], body.deploymentId, body.status?.state]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The retry of a refused status POST is the POST carrying the same deploymentId and state: a device
+ * honouring Retry-After may still send its NEXT state change (another deployment or state) sooner.
+ */
+function sameStatus(refused: RecordedRequest) {
+  const key = statusKey(refused);
+  return (r: RecordedRequest) => key !== undefined && statusKey(r) === key;
+}
+
 const statusRetry = deviceCheck({
   id: "device.retry.status-retry-after-503",
   title: "No status POST retry before Retry-After elapsed after a 503",
@@ -98,7 +125,15 @@ const statusRetry = deviceCheck({
       times: 1,
     });
     await publishAndFetch(ctx, t, [planDeployment(ctx, [runningPlan(ctx)])]);
-    await measureGap(ctx, t, from, 503, isStatusPost, "POST .../status");
+    await measureGap(
+      ctx,
+      t,
+      from,
+      503,
+      isStatusPost,
+      "POST .../status (same deploymentId and state)",
+      sameStatus,
+    );
   },
 });
 
