@@ -204,7 +204,6 @@ function refusalsScenario(ctx: DeviceCtx, t: CheckTools): Promise<RefusalsObserv
         for (const f of step.faults(refused, before.version)) ctx.wfm.inject(f);
         const { fetchSeq } = await publishAndFetch(ctx, t, step.keepA ? [a, ...refused] : refused);
         await settleAfter(ctx, t, fetchSeq);
-        ctx.wfm.clearFaults();
         const fetched = step.needFetch
           ? ctx.wfm
               .requests()
@@ -217,6 +216,9 @@ function refusalsScenario(ctx: DeviceCtx, t: CheckTools): Promise<RefusalsObserv
           state: await ctx.device.getState(t),
           now: await requireCompose(ctx, t).containers(t),
         };
+        // Only now: once the faults are gone the next poll may take the honest manifest and start
+        // replacing containers, which must not reach what this step observed.
+        ctx.wfm.clearFaults();
         out[step.key] = obs;
         t.note(
           `refusals scenario, ${step.item}: GetState manifestVersion ${obs.state.manifestVersion}, deployments [${obs.state.deployments.map((d) => d.deploymentId).join(", ")}]`,
@@ -400,7 +402,8 @@ const persistsRestart = deviceCheck({
     ctx.wfm.inject({ kind: "manifest-version", version: manifest.manifestVersion });
     const { fetchSeq } = await publishAndFetch(ctx, t, [a, b]);
     await settleAfter(ctx, t, fetchSeq);
-    ctx.wfm.clearFaults();
+    // Observe state and engine while the lie is still served: after clearFaults the next poll
+    // takes the honest manifest (with b), which must not leak into this verdict.
     const state = await ctx.device.getState(t);
     t.expect(
       !state.deployments.some((d) => d.deploymentId === b.deploymentId) &&
@@ -409,6 +412,7 @@ const persistsRestart = deviceCheck({
     );
     const engine = requireCompose(ctx, t);
     const now = await engine.containers(t);
+    ctx.wfm.clearFaults();
     const appeared = containersOf(now, b.deploymentId);
     t.expect(
       appeared.length === 0,
@@ -445,8 +449,10 @@ const notFoundNotDeletion = deviceCheck({
       10_000,
     );
     await settleAfter(ctx, t, fetchSeq);
-    ctx.wfm.clearFaults();
+    // Judge the engine before clearing: once the YAML is fetchable again the next poll may start
+    // replacing the containers with the revision, which is not a deletion.
     const now = await engine.containers(t);
+    ctx.wfm.clearFaults();
     const running = new Set(now.filter(isRunning).map((c) => c.id));
     const gone = containers.filter((c) => isRunning(c) && !running.has(c.id));
     t.expect(
