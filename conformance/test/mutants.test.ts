@@ -15,12 +15,13 @@
  *
  * The good programs passing everything is the self-conformance test's job.
  *
- * Runs go MARGO_MUTANT_POOL at a time (default 3; measured on this 2-core machine, see POOL),
- * each slot on its own loopback address and Compose host subnet. `MARGO_MUTANTS=a,b` limits the
+ * Runs go MARGO_MUTANT_POOL at a time (measured on this 2-core machine, see POOL), each worker
+ * on a loopback address and Compose host subnet it claimed (see INDEXES). `MARGO_MUTANTS=a,b` limits the
  * matrix to those names while working on one mutant.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +31,7 @@ import {
   type SelfConformanceResult,
 } from "../../scripts/self-conformance/run.js";
 import type { CheckResult } from "../src/core/types.js";
+import { listNetns } from "../src/runtime/compose-host.js";
 import { familyOf, MUTANT_MATRIX, type MutantCase } from "./mutants.js";
 
 type Mode = "family" | "full";
@@ -53,29 +55,106 @@ const MODE = modeSetting as Mode;
  * is waiting (process start, TLS, the Compose host, the device's poll interval), not computing.
  */
 const POOL = Number(process.env.MARGO_MUTANT_POOL ?? 3);
-/** Slots take 127.0.<10+slot>.1 and 10.203.<10+slot>.0/30: clear of the default indexes. */
-const FIRST_INDEX = 10;
+/**
+ * Each worker claims one index in 10..19 for its runs: its WFM takes 127.0.<index>.1 and its
+ * Compose host 10.203.<index>.0/30, clear of the self-conformance defaults (20..219) and the
+ * harness default (1). Claimed, not fixed: several engineers (or a CI retry) may run the matrix
+ * at once, and two runs on one index break each other's set-up.
+ */
+const INDEXES = Array.from({ length: 10 }, (_, k) => 10 + k);
+/** Port whose exclusive bind on 127.0.<index>.1 is the claim: atomic, released when we die. */
+const CLAIM_PORT = 1;
 
 const only = (process.env.MARGO_MUTANTS ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter(Boolean);
-const selected = only.length ? MUTANT_MATRIX.filter((m) => only.includes(m.name)) : MUTANT_MATRIX;
+/**
+ * Device runs first: they are the long ones (a Compose host, the agent's poll interval), and a
+ * pool that starts the longest jobs first does not end waiting on one straggler.
+ */
+const selected = (
+  only.length ? MUTANT_MATRIX.filter((m) => only.includes(m.name)) : [...MUTANT_MATRIX]
+).sort((a, b) => Number(a.suite === "wfm") - Number(b.suite === "wfm"));
 
 type Outcome = { result: SelfConformanceResult } | { setupError: Error };
 
-/** Runs `cases` through `size` workers; each worker keeps its slot (addresses) for its runs. */
+/** No index in 10..19 could be claimed for long: other matrices or stale runs hold them all. */
+class NoFreeIndexError extends Error {
+  override readonly name = "NoFreeIndexError";
+}
+
+interface IndexClaim {
+  index: number;
+  release(): Promise<void>;
+}
+
+function listenExclusive(host: string, port: number): Promise<Server | undefined> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once("error", () => res(undefined));
+    s.listen({ host, port, exclusive: true }, () => res(s));
+  });
+}
+
+function closeServer(s: Server): Promise<void> {
+  return new Promise((res) => s.close(() => res()));
+}
+
+/**
+ * The first index nobody holds: our claim port binds, no live Compose host has it (a run of
+ * the harness outside this matrix) and its WFM port is free.
+ */
+async function claimIndex(): Promise<IndexClaim | undefined> {
+  const netns = await listNetns();
+  for (const index of INDEXES) {
+    const host = `127.0.${index}.1`;
+    const claim = await listenExclusive(host, CLAIM_PORT);
+    if (!claim) continue;
+    const wfmPort = netns.some((n) => n.startsWith(`margo-ch-${index}-`))
+      ? undefined
+      : await listenExclusive(host, 443);
+    if (!wfmPort) {
+      await closeServer(claim);
+      continue;
+    }
+    await closeServer(wfmPort);
+    return { index, release: () => closeServer(claim) };
+  }
+  return undefined;
+}
+
+/**
+ * Runs `cases` through up to `size` workers, each on an index it claimed for all its runs.
+ * Fewer free indexes mean fewer workers (slower, still correct); none for a minute is an error.
+ */
 async function pool(
   cases: readonly MutantCase[],
   size: number,
-  run: (c: MutantCase, slot: number) => Promise<void>,
+  run: (c: MutantCase, index: number) => Promise<void>,
 ): Promise<void> {
   const queue = [...cases];
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(size, queue.length)) }, async (_, slot) => {
-      for (let c = queue.shift(); c; c = queue.shift()) await run(c, slot);
-    }),
-  );
+  const claims: IndexClaim[] = [];
+  try {
+    const deadline = Date.now() + 60_000;
+    while (claims.length < Math.max(1, Math.min(size, queue.length))) {
+      const claim = await claimIndex();
+      if (claim) claims.push(claim);
+      else if (claims.length > 0) break;
+      else if (Date.now() > deadline)
+        throw new NoFreeIndexError(
+          `no free index in ${INDEXES[0]}..${INDEXES.at(-1)} for a minute (127.0.<i>.1:${CLAIM_PORT} or :443 taken, or a Compose host margo-ch-<i>-* alive)`,
+        );
+      else await new Promise((r) => setTimeout(r, 2_000));
+    }
+    await Promise.all(
+      claims.map(async ({ index }) => {
+        for (let c = queue.shift(); c; c = queue.shift()) await run(c, index);
+      }),
+    );
+  } finally {
+    await Promise.all(claims.map((c) => c.release()));
+  }
 }
 
 function key(c: MutantCase): string {
@@ -93,8 +172,7 @@ function runMatrix(mode: Mode): Map<string, Outcome> {
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), `margo-mutants-${mode}-`));
     const started = Date.now();
-    await pool(selected, POOL, async (c, slot) => {
-      const index = FIRST_INDEX + slot;
+    await pool(selected, POOL, async (c, index) => {
       const t0 = Date.now();
       try {
         const result = await runSelfConformance({
@@ -113,7 +191,7 @@ function runMatrix(mode: Mode): Map<string, Outcome> {
         outcomes.set(key(c), { setupError: e as Error });
       }
       process.stderr.write(
-        `mutant ${key(c)} (${mode}): ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+        `mutant ${key(c)} (${mode}, index ${index}): ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
       );
     });
     process.stderr.write(
