@@ -51,8 +51,10 @@ if (!MODES.includes(modeSetting as Mode)) {
 const MODE = modeSetting as Mode;
 
 /**
- * Three runs at a time beat two for family mode on this machine (2 cores): most of a family run
- * is waiting (process start, TLS, the Compose host, the device's poll interval), not computing.
+ * Three runs at a time by default: most of a family run waits (process start, TLS, the Compose
+ * host, the device's poll interval) rather than computes. Measured on this 2-core machine while
+ * other work loaded it (load 12-18): pool 3 took 9.4-10 min for all 23, pool 2 8.6 min but with
+ * ten device runs failing fast, so not a clean comparison; MARGO_MUTANT_POOL overrides.
  */
 const POOL = Number(process.env.MARGO_MUTANT_POOL ?? 3);
 /**
