@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConformanceConfig } from "../config/types.js";
 import { buildCoverage, type CatalogueEntry } from "./coverage.js";
+import { verdictOf } from "./exit-code.js";
 import { missingFeatures, selectChecks, selectedParts } from "./selection.js";
 import { createCheckTools } from "./tools.js";
 import {
@@ -144,7 +145,10 @@ export async function runConformance(
   };
 }
 
-/** Counts over results; `conformant` only when no core check failed or errored. */
+/**
+ * Counts over results; `conformant` is the exit-code verdict (no core check failed or errored AND
+ * something was judged), so the reports can never say yes where the exit code says no.
+ */
 export function summarise(checks: readonly CheckResult[]): RunReport["summary"] {
   const count = (rs: readonly CheckResult[], o: Outcome) =>
     rs.filter((r) => r.outcome === o).length;
@@ -164,7 +168,7 @@ export function summarise(checks: readonly CheckResult[]): RunReport["summary"] 
     skip: count(checks, "skip"),
     knownFail: checks.filter((r) => r.outcome === "fail" && r.knownFailing).length,
     core: coreSummary,
-    conformant: coreSummary.fail === 0 && coreSummary.error === 0,
+    conformant: verdictOf({ checks: [...checks] }).conformant,
   };
 }
 

@@ -106,7 +106,8 @@ async function open(config: DeviceSuiteConfig, io: SuiteIo): Promise<SuiteSessio
     const token = await readDriverToken(config.driver, io.workDir);
     const addressNow = () => launched?.address ?? config.driver.address ?? "";
     if (!addressNow()) {
-      throw new SuiteUnavailable("device.driver.address or device.launch must be configured");
+      // Misconfiguration is an error, never a skip: a run must not look conformant by judging nothing.
+      throw new Error("device.driver.address or device.launch must be configured");
     }
     // The client follows the launched process's address: a restart may bind another port.
     let client = new DeviceDriverClient({ address: addressNow(), token });
