@@ -232,7 +232,7 @@ describe("margo-conformance list, catalogue, help", () => {
     });
     const text = await run(["catalogue"]);
     expect(text.out).toContain(
-      "3 requirements, 3 MUST (2 covered by checks, 1 untestable), 5 checks",
+      "3 requirements, 3 MUST (2 covered by checks, 1 untestable, 0 known gaps), 5 checks",
     );
   });
 });

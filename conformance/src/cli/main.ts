@@ -328,9 +328,10 @@ async function catalogueCommand(
   const must = rows.filter((r) => r.level === "MUST");
   const covered = must.filter((r) => r.checks.length > 0).length;
   const untestable = must.filter((r) => r.checks.length === 0 && r.untestable !== undefined).length;
+  const gaps = must.filter((r) => r.checks.length === 0 && r.notCovered !== undefined).length;
   if (args.bools.has("json")) {
     stdout.write(
-      `${JSON.stringify({ requirements: rows, counts: { requirements: rows.length, must: must.length, mustCovered: covered, mustUntestable: untestable, checks: checks.length } }, null, 2)}\n`,
+      `${JSON.stringify({ requirements: rows, counts: { requirements: rows.length, must: must.length, mustCovered: covered, mustUntestable: untestable, mustKnownGaps: gaps, checks: checks.length } }, null, 2)}\n`,
     );
     return 0;
   }
@@ -341,11 +342,13 @@ async function catalogueCommand(
         ? `${r.checks.length} check${r.checks.length > 1 ? "s" : ""}`
         : r.untestable !== undefined
           ? "untestable"
-          : "NOT COVERED";
+          : r.notCovered !== undefined
+            ? "known gap"
+            : "NOT COVERED";
     stdout.write(`${r.id.padEnd(width)}  ${r.level.padEnd(6)}  ${cover.padEnd(12)}  ${r.text}\n`);
   }
   stdout.write(
-    `${rows.length} requirements, ${must.length} MUST (${covered} covered by checks, ${untestable} untestable), ${checks.length} checks\n`,
+    `${rows.length} requirements, ${must.length} MUST (${covered} covered by checks, ${untestable} untestable, ${gaps} known gaps), ${checks.length} checks\n`,
   );
   return 0;
 }
