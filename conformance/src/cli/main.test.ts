@@ -228,6 +228,7 @@ describe("margo-conformance list, catalogue, help", () => {
       must: 3,
       mustCovered: 2,
       mustUntestable: 1,
+      mustKnownGaps: 0,
       checks: 5,
     });
     const text = await run(["catalogue"]);
