@@ -118,7 +118,7 @@ export const MUTANT_MATRIX: readonly MutantCase[] = [
     name: "bundle-endpoint-no-etag",
     suite: "wfm",
     family: "wfm.trust",
-    requirement: "wfm-017",
+    requirement: "mis-017",
     mustFail: ["wfm.trust.bundle-etag-304"],
   },
   // ---- reference agent, judged by the device suite --------------------------------------------

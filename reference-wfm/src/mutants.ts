@@ -75,7 +75,7 @@ export const WFM_MUTANTS = {
     why: "a repeated status report answers 201 instead of 200",
   },
   "bundle-endpoint-no-etag": {
-    requirement: "wfm-017",
+    requirement: "mis-017",
     family: "wfm.trust",
     why: "the SPIFFE bundle and discovery documents are served without an ETag (no 304 possible)",
   },
